@@ -1,0 +1,307 @@
+"""Benchmark streams: the nine anchor streams and a second, untuned set.
+
+The nine ``ANCHOR_STREAMS`` are built exactly as
+``shared/anchors/label_efficiency.md`` defines them; ``EXTRA_STREAMS`` use
+other River generators and seeds and were not tuned to any result.
+
+Every stream is a :class:`Stream`: re-iterable (each ``iter()`` rebuilds the
+generator from its seeds, so two passes are identical), of known length, and
+yielding ``(x, y)`` with ``x`` a feature dict and ``y`` an ``int`` in
+``0..K-1``. Labels are mapped through ``Stream.classes`` (the raw labels in
+*sorted* order, so ``False -> 0, True -> 1`` and ImageSegments' categories
+alphabetically). Nothing is written to disk; the real-world streams are the
+data files shipped inside the River wheel.
+
+>>> s = load("sea_abrupt")
+>>> len(s), s.n_classes
+(20000, 2)
+>>> sum(1 for _ in s) == len(s)
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import datasets
+from river.datasets import synth
+
+__all__ = [
+    "ANCHOR_STREAMS",
+    "EXTRA_STREAMS",
+    "STREAMS",
+    "Stream",
+    "load",
+]
+
+RawStream = Iterable[tuple[dict[Any, Any], Hashable]]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A named, finite, re-iterable classification stream.
+
+    Attributes:
+        name: registry name (``load(name)``).
+        kind: ``"real"``, ``"abrupt"``, ``"gradual"``, ``"incremental"``,
+            ``"new_class"``, ``"imbalanced"`` or ``"stationary"``.
+        n: number of instances yielded per pass.
+        classes: raw labels; ``classes[i]`` is yielded as ``i``.
+        description: one line saying how the stream is built.
+        factory: builds a fresh raw ``(x, raw_y)`` iterable (at least ``n`` long).
+    """
+
+    name: str
+    kind: str
+    n: int
+    classes: tuple[Hashable, ...]
+    description: str
+    factory: Callable[[], RawStream] = field(repr=False, compare=False)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes K (labels are ``0..K-1``)."""
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[dict[Any, Any], int]]:
+        index = {c: i for i, c in enumerate(self.classes)}
+        for x, y in itertools.islice(self.factory(), self.n):
+            yield x, index[y]
+
+    def raw(self) -> Iterator[tuple[dict[Any, Any], Hashable]]:
+        """The first ``n`` instances with their original (unmapped) labels."""
+        return itertools.islice(self.factory(), self.n)
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def _chain_drifts(
+    streams: list[Any], *, position: int, width: int, seeds: list[int]
+) -> synth.ConceptDriftStream:
+    """Nest ``ConceptDriftStream``s: ``streams[0] -> streams[1] -> ...``.
+
+    ``seeds`` go from the outermost wrapper to the innermost. Each inner
+    wrapper counts only the instances drawn from it, so with equal
+    ``position`` the drifts land at ``position``, ``2*position``, ...
+    """
+    assert len(seeds) == len(streams) - 1
+    inner = streams[-1]
+    for stream, seed in zip(reversed(streams[:-1]), reversed(seeds)):
+        inner = synth.ConceptDriftStream(
+            stream=stream, drift_stream=inner, position=position, width=width, seed=seed
+        )
+    return inner
+
+
+def _withhold_class(
+    source: RawStream, label: Hashable, until: int
+) -> Iterator[tuple[dict[Any, Any], Hashable]]:
+    """Drop instances of ``label`` until ``until`` instances have been yielded."""
+    emitted = 0
+    for x, y in source:
+        if y == label and emitted < until:
+            continue
+        emitted += 1
+        yield x, y
+
+
+def _imbalance(
+    source: RawStream, minority: Hashable, rate: float, seed: int
+) -> Iterator[tuple[dict[Any, Any], Hashable]]:
+    """Subsample ``source`` so that about ``rate`` of the output is ``minority``.
+
+    For every output slot a seeded RNG picks minority (prob. ``rate``) or
+    majority; the next source instance of that group is yielded and the
+    skipped ones are dropped, so instances stay i.i.d. within each group.
+    """
+    rng = random.Random(seed)
+    it = iter(source)
+    while True:
+        want_minority = rng.random() < rate
+        for x, y in it:
+            if (y == minority) == want_minority:
+                yield x, y
+                break
+        else:
+            return
+
+
+# --------------------------------------------------------------------------
+# the nine anchor streams (label_efficiency.md, "Streams")
+
+
+def _sea_abrupt() -> RawStream:
+    return _chain_drifts(
+        [synth.SEA(variant=v, noise=0.1, seed=42 + v) for v in range(4)],
+        position=5000,
+        width=50,
+        seeds=[52, 53, 54],
+    )
+
+
+def _hyperplane_inc() -> RawStream:
+    return synth.Hyperplane(
+        seed=42,
+        n_features=10,
+        n_drift_features=5,
+        mag_change=0.001,
+        noise_percentage=0.05,
+        sigma=0.1,
+    )
+
+
+def _agrawal_gradual() -> RawStream:
+    return _chain_drifts(
+        [
+            synth.Agrawal(classification_function=f, seed=s, perturbation=0.05)
+            for f, s in [(0, 42), (2, 43), (5, 44)]
+        ],
+        position=7000,
+        width=1000,
+        seeds=[52, 53],
+    )
+
+
+def _rbf_drift() -> RawStream:
+    return synth.RandomRBFDrift(
+        seed_model=42,
+        seed_sample=42,
+        n_classes=4,
+        n_features=10,
+        n_centroids=50,
+        change_speed=0.0001,
+        n_drift_centroids=50,
+    )
+
+
+def _led_drift() -> RawStream:
+    return synth.ConceptDriftStream(
+        stream=synth.LED(seed=42, noise_percentage=0.1, irrelevant_features=True),
+        drift_stream=synth.LEDDrift(
+            seed=43, noise_percentage=0.1, irrelevant_features=True, n_drift_features=7
+        ),
+        position=10000,
+        width=1000,
+        seed=52,
+    )
+
+
+_IMAGE_SEGMENTS = ("brickface", "cement", "foliage", "grass", "path", "sky", "window")
+
+_ANCHORS: list[Stream] = [
+    Stream("phishing", "real", 1250, (False, True),
+           "river.datasets.Phishing()", datasets.Phishing),
+    Stream("bananas", "real", 5300, (False, True),
+           "river.datasets.Bananas()", datasets.Bananas),
+    Stream("image_segments", "real", 2310, _IMAGE_SEGMENTS,
+           "river.datasets.ImageSegments()", datasets.ImageSegments),
+    Stream("shuttle", "real", 10000, (0, 1),
+           "river.datasets.Shuttle(), first 10,000", datasets.Shuttle),
+    Stream("sea_abrupt", "abrupt", 20000, (False, True),
+           "SEA variants 0->1->2->3 (noise 0.1), abrupt drifts at 5k/10k/15k", _sea_abrupt),
+    Stream("hyperplane_inc", "incremental", 20000, (0, 1),
+           "Hyperplane(10 features, 5 drifting, mag_change 0.001)", _hyperplane_inc),
+    Stream("agrawal_gradual", "gradual", 20000, (0, 1),
+           "Agrawal f0->f2->f5, gradual drifts (width 1000) at 7k/14k", _agrawal_gradual),
+    Stream("rbf_drift", "incremental", 20000, (0, 1, 2, 3),
+           "RandomRBFDrift(4 classes, 50 centroids all drifting, speed 1e-4)", _rbf_drift),
+    Stream("led_drift", "gradual", 20000, tuple(range(10)),
+           "LED -> LEDDrift(7 drifting features), gradual drift at 10k", _led_drift),
+]
+
+
+# --------------------------------------------------------------------------
+# extra streams: other generators and seeds, not tuned to anything
+
+
+def _sine_abrupt() -> RawStream:
+    # Sine functions 0 -> 2 -> 1 -> 3 (1 and 3 are 0 and 2 with labels reversed),
+    # two irrelevant noise features; abrupt drifts at 4k, 8k, 12k.
+    return _chain_drifts(
+        [synth.Sine(classification_function=f, seed=s, has_noise=True)
+         for f, s in [(0, 101), (2, 102), (1, 103), (3, 104)]],
+        position=4000,
+        width=50,  # narrower overflows math.exp inside ConceptDriftStream
+        seeds=[111, 112, 113],
+    )
+
+
+def _tree_gradual() -> RawStream:
+    # Two different random trees over the same feature space; gradual drift
+    # centred at 7.5k over ~2k instances.
+    def tree(seed_tree: int, seed_sample: int) -> synth.RandomTree:
+        return synth.RandomTree(seed_tree=seed_tree, seed_sample=seed_sample, n_classes=2,
+                                n_num_features=5, n_cat_features=3)
+    return synth.ConceptDriftStream(stream=tree(201, 202), drift_stream=tree(203, 204),
+                                    position=7500, width=2000, seed=211)
+
+
+def _rbf_incremental() -> RawStream:
+    return synth.RandomRBFDrift(seed_model=301, seed_sample=302, n_classes=3, n_features=8,
+                                n_centroids=30, change_speed=0.001, n_drift_centroids=15)
+
+
+def _rbf_new_class() -> Iterator[tuple[dict[Any, Any], Hashable]]:
+    # Stationary 4-class RBF; class 3 is withheld for the first 40 % (6,000 of 15,000).
+    return _withhold_class(
+        synth.RandomRBF(seed_model=401, seed_sample=402, n_classes=4, n_features=8,
+                        n_centroids=30),
+        label=3,
+        until=6000,
+    )
+
+
+def _tree_imbalanced() -> Iterator[tuple[dict[Any, Any], Hashable]]:
+    # Binary random tree subsampled to ~95 % class 0 / ~5 % class 1.
+    return _imbalance(
+        synth.RandomTree(seed_tree=501, seed_sample=502, n_classes=2, n_num_features=6,
+                         n_cat_features=2),
+        minority=1,
+        rate=0.05,
+        seed=503,
+    )
+
+
+def _waveform() -> RawStream:
+    return synth.Waveform(seed=601, has_noise=True)
+
+
+_EXTRAS: list[Stream] = [
+    Stream("sine_abrupt", "abrupt", 16000, (False, True),
+           "Sine f0->f2->f1->f3 + 2 noise features, abrupt drifts at 4k/8k/12k", _sine_abrupt),
+    Stream("tree_gradual", "gradual", 15000, (0, 1),
+           "RandomTree A -> RandomTree B, gradual drift at 7.5k (width 2000)", _tree_gradual),
+    Stream("rbf_incremental", "incremental", 15000, (0, 1, 2),
+           "RandomRBFDrift(3 classes, 15/30 centroids drifting, speed 1e-3)", _rbf_incremental),
+    Stream("rbf_new_class", "new_class", 15000, (0, 1, 2, 3),
+           "RandomRBF(4 classes); class 3 first appears at 40 % (instance 6,000)", _rbf_new_class),
+    Stream("tree_imbalanced", "imbalanced", 15000, (0, 1),
+           "RandomTree subsampled to ~95/5 with a seeded RNG", _tree_imbalanced),
+    Stream("waveform", "stationary", 12000, (0, 1, 2),
+           "Waveform(has_noise=True): 3 classes, 40 features, no drift", _waveform),
+]
+
+ANCHOR_STREAMS: list[str] = [s.name for s in _ANCHORS]
+EXTRA_STREAMS: list[str] = [s.name for s in _EXTRAS]
+STREAMS: dict[str, Stream] = {s.name: s for s in _ANCHORS + _EXTRAS}
+
+
+def load(name: str) -> Stream:
+    """Return the stream registered as ``name`` (anchor or extra).
+
+    >>> load("phishing").n
+    1250
+    """
+    try:
+        return STREAMS[name]
+    except KeyError:
+        raise KeyError(f"unknown stream {name!r}; known: {sorted(STREAMS)}") from None

@@ -1,0 +1,29 @@
+"""streamal: streaming active learning next to Kafka."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("streamal")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+from streamal.core import (  # noqa: E402
+    ActiveLearner,
+    BudgetManager,
+    Decision,
+    Strategy,
+    budget_managers,
+    models,
+    strategies,
+)
+
+__all__ = [
+    "ActiveLearner",
+    "BudgetManager",
+    "Decision",
+    "Strategy",
+    "__version__",
+    "budget_managers",
+    "models",
+    "strategies",
+]

@@ -1,0 +1,89 @@
+"""What every budget manager is: an adaptive threshold that spends a budget."""
+
+from __future__ import annotations
+
+import random
+from typing import ClassVar
+
+from streamal.core.budget.guard import BudgetGuard
+from streamal.core.registry import Registry
+
+#: Scores are perturbed by at most this much, so ties (a constant score, a
+#: model whose probabilities collapse to 0/1) are broken at random instead of
+#: starving or flooding the annotators.
+JITTER = 1e-9
+
+
+class BudgetManager:
+    """Decides, from an informativeness score, whether to ask for a label.
+
+    ``decide(score)`` is the decision and changes nothing; ``update(score,
+    query)`` moves the state once the decision is final (in the service:
+    after the label request is acknowledged). Every manager runs under a
+    :class:`BudgetGuard` and reads its *effective budget*, which pays back a
+    deficit and saves a surplus. Subclasses implement ``wants`` (their own
+    rule, given the effective budget) and ``_learn`` (their threshold
+    dynamics, fed with what the rule wanted, so a threshold rises when the
+    guard had to refuse).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        budget: float = 0.05,
+        *,
+        window: int = 1000,
+        tolerance: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        self.budget = budget
+        self.window = window
+        self.tolerance = tolerance
+        self.seed = seed
+        self.guard = BudgetGuard(budget, window, tolerance)
+        self._rng = random.Random(seed)
+        self._jitter = self._rng.random() * JITTER
+
+    @property
+    def threshold(self) -> float:
+        """The score the next instance must beat (for reports and metrics)."""
+        raise NotImplementedError
+
+    def wants(self, score: float) -> bool:
+        """The manager's own rule, before the guard; changes nothing."""
+        raise NotImplementedError
+
+    def _learn(self, score: float, wanted: bool) -> None:
+        """Threshold dynamics after one decision."""
+
+    def decide(self, score: float) -> bool:
+        """Whether to ask for this instance's label; changes nothing."""
+        return self.wants(score) and self.guard.allows()
+
+    def update(self, score: float, query: bool, wanted: bool | None = None) -> None:
+        """Apply a final decision; ``wanted`` saves recomputing ``wants(score)``."""
+        if wanted is None:
+            wanted = self.wants(score)
+        self._learn(score, wanted)
+        self.guard.update(query)
+        self._jitter = self._rng.random() * JITTER
+
+    def ask(self, score: float) -> bool:
+        """``decide`` then ``update`` in one call (what the learner does)."""
+        wanted = self.wants(score)
+        query = wanted and self.guard.allows()
+        self.update(score, query, wanted)
+        return query
+
+    @property
+    def rate(self) -> float:
+        """Realised label rate so far."""
+        return self.guard.rate
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_") and k != "guard")
+        return f"{type(self).__name__}({params})"
+
+
+budget_managers: Registry[BudgetManager] = Registry("budget manager")

@@ -1,0 +1,98 @@
+"""The budget guard every budget manager runs under."""
+
+from __future__ import annotations
+
+import math
+
+
+class BudgetGuard:
+    """Holds the realised label rate to the budget, whatever the scores do.
+
+    Two rules, both in labels:
+
+    - **window**: among the last ``window`` decisions at most
+      ``max(1, ⌊(1 + tolerance) · budget · window⌋)`` are queries, so no
+      stretch of the stream is flooded (published managers overshoot by up to
+      45 % at a 1 % budget);
+    - **balance**: ``balance = Σ (budget − asked)`` over the stream, with the
+      credit (unspent labels carried forward) capped at
+      ``tolerance · budget · window``; a query is allowed only while
+      ``balance + budget − 1 ≥ −slack`` with ``slack = max(1, 0.05 · budget ·
+      window)``, so the rate over any stream of ``window`` instances or more
+      ends at most 5 % above the budget.
+
+    The balance also feeds the managers' **effective budget**: with
+    ``u = balance / credit`` for a deficit and ``u = balance / slack`` for a
+    surplus,
+
+        b_eff = budget^(1 − u)          for a deficit (u ≥ 0), rising to 1;
+        b_eff = budget · (1 + tolerance · u)   for a surplus (u < 0).
+
+    A deficit (scores that keep falling below the threshold, as they do while
+    a model learns, or after a shift) thus lowers every manager's bar until
+    the deficit is paid back, at no more than the window rule allows; a
+    surplus raises it.
+
+    >>> guard = BudgetGuard(budget=0.1, window=100, tolerance=0.5)
+    >>> asked = 0
+    >>> for _ in range(1_000):
+    ...     query = guard.allows()  # a manager that always wants a label
+    ...     guard.update(query)
+    ...     asked += query
+    >>> asked
+    100
+
+    """
+
+    def __init__(self, budget: float, window: int = 1000, tolerance: float = 0.5) -> None:
+        if not 0.0 < budget <= 1.0:
+            raise ValueError(f"budget must be in (0, 1], got {budget}")
+        if window < 1:
+            raise ValueError(f"window must be ≥ 1, got {window}")
+        if tolerance < 0.0:
+            raise ValueError(f"tolerance must be ≥ 0, got {tolerance}")
+        self.budget = budget
+        self.window = window
+        self.tolerance = tolerance
+        self._cap = max(1, math.floor((1.0 + tolerance) * budget * window + 1e-9))
+        self._credit = tolerance * budget * window
+        self._slack = max(1.0, 0.05 * budget * window)
+        self._ring = bytearray(window)
+        self._pos = 0
+        self._in_window = 0
+        self._balance = 0.0
+        self.n = 0
+        self.asked = 0
+
+    def allows(self) -> bool:
+        """Whether one more query now keeps both rules."""
+        in_window = self._in_window - self._ring[self._pos]  # the oldest falls out
+        return (
+            in_window + 1 <= self._cap
+            and self._balance + self.budget - 1.0 >= -self._slack
+        )
+
+    def update(self, asked: bool) -> None:
+        """Record the final decision for one instance."""
+        a = 1 if asked else 0
+        self._in_window += a - self._ring[self._pos]
+        self._ring[self._pos] = a
+        self._pos = (self._pos + 1) % self.window
+        self._balance = min(self._balance + self.budget - a, self._credit)
+        self.n += 1
+        self.asked += a
+
+    @property
+    def effective_budget(self) -> float:
+        """The budget the managers aim at now (see the class docstring)."""
+        if self._credit <= 0.0:
+            return self.budget
+        if self._balance >= 0.0:
+            return self.budget ** (1.0 - self._balance / self._credit)
+        u = max(self._balance / self._slack, -1.0)
+        return max(0.0, self.budget * (1.0 + self.tolerance * u))
+
+    @property
+    def rate(self) -> float:
+        """Realised label rate so far."""
+        return self.asked / self.n if self.n else 0.0

@@ -1,0 +1,79 @@
+"""Ask for the top ``budget`` share of recent scores."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+
+from streamal.core.budget.base import BudgetManager, budget_managers
+
+
+@budget_managers.register("quantile")
+class Quantile(BudgetManager):
+    """Ask when the score is in the top ``b`` quantile of the recent scores.
+
+    With W the last ``history`` scores and b the guard's effective budget
+    (the budget plus a balancing term ``balance / window`` that pays back a
+    deficit or saves a surplus, see :class:`BudgetGuard`), ask when
+
+        #{s ∈ W : s > score} ≤ b · |W|.
+
+    Scale-free (only the order of scores matters), so it suits any strategy;
+    the history adapts the threshold to drift within ``history`` instances,
+    and the balancing term keeps the long-run rate at the budget when the
+    scores trend up or down. Cost: O(log W) search plus an O(W) memmove per
+    instance. The history defaults to ``max(100, 20 / budget)`` instances: the
+    quantile rests on 20 scores above it, and it follows scores that fall as
+    the model learns.
+
+    Related: the budgeted quantile rules of Kottke, Krempl and Spiliopoulou,
+    *Probabilistic active learning in datastreams*, IDA 2015, and of
+    scikit-activeml's ``BalancedIncrementalQuantileFilter``.
+
+    >>> import random
+    >>> rng = random.Random(0)
+    >>> q = Quantile(budget=0.05)
+    >>> asked = sum(q.ask(rng.random() ** 3) for _ in range(10_000))
+    >>> asked, round(q.threshold, 2)
+    (500, 0.81)
+
+    """
+
+    def __init__(
+        self,
+        budget: float = 0.05,
+        history: int | None = None,
+        *,
+        window: int = 1000,
+        tolerance: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
+        if history is not None and history < 1:
+            raise ValueError(f"history must be ≥ 1, got {history}")
+        self.history = history
+        self._size = history or max(100, math.ceil(20.0 / budget))
+        self._recent: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    @property
+    def threshold(self) -> float:
+        if not self._sorted:
+            return 0.0
+        b = self.guard.effective_budget
+        k = min(len(self._sorted) - 1, int(len(self._sorted) * (1.0 - b)))
+        return self._sorted[k]
+
+    def wants(self, score: float) -> bool:
+        s = score + self._jitter
+        above = len(self._sorted) - bisect.bisect_right(self._sorted, s)
+        return above <= self.guard.effective_budget * len(self._sorted)
+
+    def _learn(self, score: float, wanted: bool) -> None:
+        s = score + self._jitter
+        self._recent.append(s)
+        bisect.insort(self._sorted, s)
+        if len(self._recent) > self._size:
+            old = self._recent.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]

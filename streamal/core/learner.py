@@ -1,0 +1,196 @@
+"""The active learner: a model, a query strategy and a budget manager."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamal.core.budget import BudgetManager, budget_managers
+from streamal.core.features import Featurizer
+from streamal.core.models import Task, build_model
+from streamal.core.pool import diverse_top_k
+from streamal.core.registry import Registry
+from streamal.core.strategies import Strategy, strategies
+
+#: Defaults chosen by ``benchmarks/label_efficiency.py`` (see the README).
+DEFAULT_MODEL = "logistic_regression"
+DEFAULT_STRATEGY = "margin"
+DEFAULT_BUDGET_MANAGER = "quantile"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The label decision for one instance."""
+
+    query: bool
+    score: float
+    threshold: float
+    prediction: Any
+    proba: Mapping[Hashable, float] = field(default_factory=dict)
+
+
+def _create(registry: Registry[Any], spec: Any, **params: Any) -> Any:
+    """A component by name (passing only the parameters it accepts) or as given."""
+    if not isinstance(spec, str):
+        return spec
+    if spec not in registry:
+        registry.create(spec)  # raises the "unknown …; choose one of" error
+    factory = registry._factories[spec]
+    accepted = inspect.signature(factory).parameters
+    return registry.create(spec, **{k: v for k, v in params.items() if k in accepted})
+
+
+class ActiveLearner:
+    """Stream-based active learning around one online River model.
+
+    ``ask(x)`` predicts, scores the instance with the query strategy and lets
+    the budget manager decide whether its label is worth asking for; it
+    updates the budget manager and label-free statistics (feature scaling,
+    density), never the model. ``learn(x, y)`` is the only thing that changes
+    the model. ``select(xs, k)`` is the pool-based variant: the k most
+    informative, mutually diverse instances of a window.
+
+    Cold start: while a classifier has seen fewer than two classes (a
+    regressor fewer than two labels) every instance scores 1 and is asked
+    whenever the budget guard allows, so labels keep coming (within the
+    budget) until the model can tell classes apart; the budget manager's own
+    threshold does not learn from these placeholder scores.
+
+    >>> from river import datasets
+    >>> al = ActiveLearner(budget=0.1, seed=1)
+    >>> correct = asked = 0
+    >>> for x, y in datasets.Phishing():
+    ...     d = al.ask(x)
+    ...     correct += d.prediction == y
+    ...     if d.query:
+    ...         asked += 1
+    ...         al.learn(x, y)
+    >>> asked, round(correct / 1250, 3)
+    (128, 0.879)
+
+    """
+
+    def __init__(
+        self,
+        model: str | Any = DEFAULT_MODEL,
+        strategy: str | Strategy = DEFAULT_STRATEGY,
+        budget_manager: str | BudgetManager = DEFAULT_BUDGET_MANAGER,
+        budget: float = 0.05,
+        *,
+        task: Task = "classification",
+        text_features: Iterable[str] = (),
+        seed: int = 0,
+    ) -> None:
+        if not (isinstance(budget, (int, float)) and 0.0 < budget <= 1.0):
+            raise ValueError(f"budget must be in (0, 1], got {budget!r}")
+        if task not in ("classification", "regression"):
+            raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+        self.model = model
+        self.strategy = strategy
+        self.budget_manager = budget_manager
+        self.budget = budget
+        self.task = task
+        self.text_features = tuple(text_features)
+        self.seed = seed
+
+        self._model, scaled = build_model(model, task)
+        self._features = Featurizer(self.text_features, scale=scaled)
+        self._strategy: Strategy = _create(strategies, strategy, seed=seed)
+        if task not in self._strategy.tasks:
+            raise ValueError(
+                f"strategy {getattr(self._strategy, 'name', strategy)!r} does not support {task}; "
+                f"use one of: {', '.join(n for n in strategies.names() if task in strategies._factories[n].tasks)}"
+            )
+        self._strategy.setup(self._model)
+        self._budget: BudgetManager = _create(budget_managers, budget_manager, budget=budget, seed=seed)
+        self._classifier = task == "classification"
+        self._classes: set[Hashable] = set()
+        self.n_learned = 0
+
+    # -- prediction ------------------------------------------------------
+    def predict_proba_one(self, x: Mapping[str, Any]) -> dict[Hashable, float]:
+        """Class probabilities for ``x`` (classification only)."""
+        if not self._classifier:
+            raise TypeError("predict_proba_one is for classification")
+        return self._model.predict_proba_one(self._features.transform_one(x))
+
+    def predict_one(self, x: Mapping[str, Any]) -> Any:
+        """The predicted class (or value, for regression); ``None`` before any label."""
+        return self._predict(self._features.transform_one(x))[0]
+
+    def _predict(self, z: dict[str, float]) -> tuple[Any, dict[Hashable, float]]:
+        if self._classifier:
+            proba = self._model.predict_proba_one(z)
+            return (max(proba, key=proba.__getitem__) if proba else None), proba
+        return (self._model.predict_one(z) if self.n_learned else None), {}
+
+    # -- the label decision ------------------------------------------------
+    @property
+    def cold(self) -> bool:
+        """Whether the model cannot yet tell anything apart (see the class docs)."""
+        return (len(self._classes) if self._classifier else self.n_learned) < 2
+
+    def _score(self, z: dict[str, float], proba: Mapping[Hashable, float]) -> float:
+        score = 1.0 if self.cold else self._strategy.score_one(z, proba)
+        return 1.0 if not 0.0 <= score <= 1.0 or math.isnan(score) else score
+
+    def ask(self, x: Mapping[str, Any]) -> Decision:
+        """Decide whether to ask for the label of ``x``; updates the budget manager."""
+        z = self._features.learn_transform(x)
+        prediction, proba = self._predict(z)
+        score = self._score(z, proba)
+        self._strategy.observe_one(z)
+        threshold = self._budget.threshold
+        if self.cold:
+            guard = self._budget.guard
+            query = guard.allows()
+            guard.update(query)
+        else:
+            query = self._budget.ask(score)
+        return Decision(query, score, threshold, prediction, proba)
+
+    def learn(self, x: Mapping[str, Any], y: Any) -> None:
+        """Learn one labeled example (the only thing that changes the model)."""
+        z = self._features.transform_one(x)
+        self._model.learn_one(z, y)
+        self._strategy.learn_one(z, y)
+        if self._classifier:
+            self._classes.add(y)
+        self.n_learned += 1
+
+    # -- pool mode ---------------------------------------------------------
+    def select(self, xs: Sequence[Mapping[str, Any]], k: int) -> list[int]:
+        """Indices of the k most informative instances of ``xs``, avoiding near-duplicates.
+
+        Every instance updates the label-free statistics, as ``ask`` would; the
+        budget manager is not involved (k is the budget of the window).
+        """
+        if k <= 0 or not xs:
+            for x in xs:
+                self._strategy.observe_one(self._features.learn_transform(x))
+            return []
+        zs, scores = [], []
+        for x in xs:
+            z = self._features.learn_transform(x)
+            scores.append(self._score(z, self._predict(z)[1]))
+            self._strategy.observe_one(z)
+            zs.append(z)
+        return diverse_top_k(zs, scores, k)
+
+    @property
+    def threshold(self) -> float:
+        return self._budget.threshold
+
+    @property
+    def label_rate(self) -> float:
+        """Realised label rate of ``ask`` so far."""
+        return self._budget.rate
+
+    def __repr__(self) -> str:
+        return (
+            f"ActiveLearner(model={self.model!r}, strategy={self.strategy!r}, "
+            f"budget_manager={self.budget_manager!r}, budget={self.budget!r}, task={self.task!r}, seed={self.seed!r})"
+        )

@@ -1,0 +1,90 @@
+"""River models by name, for settings and the CLI."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from river import linear_model, multiclass, naive_bayes, tree
+
+from streamal.core.registry import Registry
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build a model for a task, and whether it wants standardised inputs."""
+
+    build: Callable[[Task], Any]
+    scaled: bool
+
+
+models: Registry[ModelSpec] = Registry("model")
+
+
+def _per_task(classifier: Callable[[], Any], regressor: Callable[[], Any] | None) -> Callable[[Task], Any]:
+    def build(task: Task) -> Any:
+        if task == "classification":
+            return classifier()
+        if regressor is None:
+            raise ValueError("this model does classification only; set STREAMAL_TASK=classification")
+        return regressor()
+
+    return build
+
+
+models.register("logistic_regression")(
+    lambda: ModelSpec(
+        # One-vs-rest handles any number of classes and classes that first
+        # appear mid-stream; for regression the same name is a linear model.
+        build=_per_task(
+            lambda: multiclass.OneVsRestClassifier(linear_model.LogisticRegression()),
+            lambda: linear_model.LinearRegression(),
+        ),
+        scaled=True,
+    )
+)
+models.register("softmax_regression")(
+    lambda: ModelSpec(build=_per_task(linear_model.SoftmaxRegression, None), scaled=True)
+)
+models.register("linear_regression")(
+    lambda: ModelSpec(build=_per_task(lambda: None, linear_model.LinearRegression), scaled=True)
+)
+models.register("hoeffding_tree")(
+    lambda: ModelSpec(
+        build=_per_task(tree.HoeffdingTreeClassifier, tree.HoeffdingTreeRegressor), scaled=False
+    )
+)
+models.register("naive_bayes")(
+    lambda: ModelSpec(build=_per_task(naive_bayes.GaussianNB, None), scaled=False)
+)
+
+def build_model(model: str | Any, task: Task) -> tuple[Any, bool]:
+    """The model for ``task`` and whether the learner should standardise its inputs.
+
+    ``model`` is a registered name, ``"module:factory"`` (a callable returning a
+    River estimator; its inputs are not standardised) or a River estimator
+    instance, used as given.
+
+    >>> m, scaled = build_model("hoeffding_tree", "classification")
+    >>> type(m).__name__, scaled
+    ('HoeffdingTreeClassifier', False)
+
+    """
+    if not isinstance(model, str):
+        return model, False
+    if ":" in model:
+        module_name, _, attr = model.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot import model factory {model!r}: {exc}") from None
+        return factory(), False
+    spec = models.create(model)
+    built = spec.build(task)
+    if built is None:
+        raise ValueError(f"model {model!r} does regression only; set STREAMAL_TASK=regression")
+    return built, spec.scaled

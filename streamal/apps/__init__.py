@@ -1,0 +1,1 @@
+"""What a person runs: the CLI and the jobs behind it."""

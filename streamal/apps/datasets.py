@@ -1,0 +1,290 @@
+"""Streams for ``simulate`` and ``produce``: bundled datasets and user files.
+
+A user file is read whole and checked before anything runs, so bad input is
+one clear line naming the row or column, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from river import datasets as _rd
+from river.datasets import base as river_base
+
+Example = tuple[dict[str, Any], Any]
+
+
+class DataError(ValueError):
+    """Bad input in a user's data: the message names the row or column."""
+
+
+@dataclass
+class Dataset:
+    """A finite stream of (features, target) held in memory."""
+
+    name: str
+    examples: list[Example]
+    task: str  # "classification" or "regression"
+    ids: list[str] | None = None
+
+    def __iter__(self) -> Iterator[Example]:
+        return iter(self.examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+def _bundled() -> dict[str, type]:
+    """River datasets whose files ship inside the river wheel (no download)."""
+    out = {}
+    for name in _rd.__all__:
+        cls = getattr(_rd, name)
+        if (
+            inspect.isclass(cls)
+            and issubclass(cls, river_base.FileDataset)
+            and not issubclass(cls, river_base.RemoteDataset)
+        ):
+            out[_snake(name)] = cls
+    return out
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def bundled_names() -> list[str]:
+    """Names accepted by :func:`load` besides file paths."""
+    names = [n for n, cls in _bundled().items() if _task_of(cls()) is not None]
+    return sorted([*names, "tickets"])
+
+
+def _task_of(ds: Any) -> str | None:
+    task = getattr(ds, "task", "")
+    if task in (river_base.BINARY_CLF, river_base.MULTI_CLF):
+        return "classification"
+    if task == river_base.REG:
+        return "regression"
+    return None
+
+
+def load(source: str, *, target: str | None = None, limit: int | None = None,
+         text_features: Sequence[str] = (), seed: int = 0) -> Dataset:
+    """A bundled dataset by name (``phishing``, ``tickets``, …) or a CSV/JSONL file."""
+    path = Path(source)
+    if path.suffix.lower() in (".csv", ".jsonl", ".ndjson", ".json") or path.exists():
+        if not path.is_file():
+            raise DataError(f"{source}: no such file")
+        if target is None:
+            raise DataError(f"{source}: --target COL is required for a file (the column holding the label)")
+        reader = read_csv if path.suffix.lower() == ".csv" else read_jsonl
+        ds = reader(path, target=target, text_features=text_features)
+    else:
+        ds = _load_bundled(source, seed=seed)
+    if limit is not None:
+        ds.examples = ds.examples[:limit]
+        if ds.ids is not None:
+            ds.ids = ds.ids[:limit]
+    if not ds.examples:
+        raise DataError(f"{source}: no instances")
+    return ds
+
+
+def _load_bundled(name: str, seed: int) -> Dataset:
+    key = name.lower().replace("-", "_")
+    if key == "tickets":
+        return Dataset("tickets", list(tickets(seed=seed)), "classification")
+    cls = _bundled().get(key)
+    if cls is None:
+        raise DataError(
+            f"unknown dataset {name!r}: give a .csv/.jsonl file or one of: {', '.join(bundled_names())}"
+        )
+    ds = cls()
+    task = _task_of(ds)
+    if task is None:
+        raise DataError(f"dataset {name!r} is neither classification nor regression")
+    return Dataset(key, [(dict(x), y) for x, y in ds], task)
+
+
+# -- user files ---------------------------------------------------------------
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_csv(path: Path, *, target: str, text_features: Sequence[str] = ()) -> Dataset:
+    """A CSV file with a header row; ``target`` names the label column.
+
+    A column whose first non-empty value is a number is numeric: a later
+    value that is not a number, or is NaN or infinite, is an error naming
+    its row and column. Other columns are categories (or free text, if named
+    in ``text_features``). Empty cells are missing values, except in the
+    target column. Row numbers count the header as row 1.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise DataError(f"{path}: empty file (expected a header row and data rows)")
+    header = [h.strip() for h in rows[0]]
+    _check_columns(path, header, target, text_features)
+    data = rows[1:]
+    if not data:
+        raise DataError(f"{path}: no data rows after the header")
+    numeric: dict[str, bool] = {}
+    for row in data:
+        for col, cell in zip(header, row):
+            if col not in numeric and cell.strip() and col not in text_features:
+                numeric[col] = _number(cell) is not None
+    examples = []
+    for r, row in enumerate(data, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}: row {r} has {len(row)} values, the header has {len(header)}")
+        x: dict[str, Any] = {}
+        y: Any = None
+        for col, cell in zip(header, row):
+            cell = cell.strip()
+            if not cell:
+                if col == target:
+                    raise DataError(f"{path}: row {r}: the target column {target!r} is empty")
+                continue
+            value: Any = cell
+            if numeric.get(col):
+                number = _number(cell)
+                if number is None:
+                    raise DataError(f"{path}: row {r}, column {col!r}: {cell!r} is not a number (the column is numeric)")
+                if not math.isfinite(number):
+                    raise DataError(f"{path}: row {r}, column {col!r}: {cell} is not a finite number")
+                value = int(number) if col == target and number.is_integer() else number
+            if col == target:
+                y = value
+            else:
+                x[col] = value
+        examples.append((x, y))
+    return _dataset(path, examples, target)
+
+
+def read_jsonl(path: Path, *, target: str, text_features: Sequence[str] = ()) -> Dataset:
+    """A JSON Lines file: one object per line; ``target`` names the label key.
+
+    Values must be numbers, strings or booleans (``null`` is a missing value,
+    except for the target); an ``id`` key, if present, is kept as the
+    instance id and not used as a feature.
+    """
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: empty file")
+    examples, ids = [], []
+    for n, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise DataError(f"{path}: line {n}: not valid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}: line {n}: expected a JSON object, got {type(obj).__name__}")
+        if target not in obj or obj[target] is None:
+            raise DataError(f"{path}: line {n}: no value for the target {target!r}")
+        y = obj.pop(target)
+        if isinstance(y, (dict, list)):
+            raise DataError(f"{path}: line {n}: the target {target!r} must be a string or a number")
+        if "id" in obj:
+            ids.append(str(obj.pop("id")))
+        x = {}
+        for key, value in obj.items():
+            if value is None:
+                continue
+            if isinstance(value, (dict, list)):
+                raise DataError(f"{path}: line {n}, key {key!r}: nested values are not features")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise DataError(f"{path}: line {n}, key {key!r}: not a finite number")
+            x[key] = value
+        examples.append((x, y))
+    for name in text_features:
+        if not any(name in x for x, _ in examples):
+            raise DataError(f"{path}: unknown text feature {name!r}: no line has it")
+    ds = _dataset(path, examples, target)
+    ds.ids = ids if len(ids) == len(examples) else None
+    return ds
+
+
+def _check_columns(path: Path, header: list[str], target: str, text_features: Sequence[str]) -> None:
+    if target not in header:
+        raise DataError(f"{path}: unknown column {target!r} for --target; columns are: {', '.join(header)}")
+    for name in text_features:
+        if name not in header:
+            raise DataError(f"{path}: unknown text feature column {name!r}; columns are: {', '.join(header)}")
+
+
+def _dataset(path: Path, examples: list[Example], target: str) -> Dataset:
+    if not examples:
+        raise DataError(f"{path}: no instances")
+    floats = [y for _, y in examples if isinstance(y, float) and not float(y).is_integer()]
+    task = "regression" if floats else "classification"
+    return Dataset(path.name, examples, task)
+
+
+# -- a generated stream of support tickets (free text + numbers + categories) --
+
+_TOPICS = {
+    "billing": ["charged twice", "refund my payment", "invoice is wrong", "card was declined",
+                "cancel my subscription", "billing address change"],
+    "login": ["cannot log in", "password reset link broken", "two factor code never arrives",
+              "account locked out", "sso login fails"],
+    "shipping": ["parcel has not arrived", "tracking number invalid", "package damaged",
+                 "wrong delivery address", "delivery is late"],
+    "bug": ["app crashes on start", "export button does nothing", "page shows error 500",
+            "sync loses my data", "search returns nothing"],
+}
+_FILLER = ["hi", "please help", "urgent", "thanks", "since yesterday", "again", "asap", "hello team"]
+
+
+def tickets(n: int = 4000, seed: int = 0, new_class_at: float = 0.5) -> Iterator[Example]:
+    """Short support tickets: free text ``body``, a category ``plan``, a number ``account_age_days``.
+
+    The label is the ticket's topic; the ``bug`` topic first appears at
+    ``new_class_at`` of the stream (a class that appears mid-stream). Topic
+    words decide the label; filler words and the plan are noise, and
+    ``account_age_days`` is weakly informative (billing tickets come from
+    newer accounts).
+
+    >>> x, y = next(tickets(seed=1))
+    >>> sorted(x), y
+    (['account_age_days', 'body', 'plan'], 'billing')
+
+    """
+    rng = random.Random(seed)
+    topics = sorted(_TOPICS)
+    for i in range(n):
+        pool = topics if i >= new_class_at * n else [t for t in topics if t != "bug"]
+        topic = rng.choice(pool)
+        words = [rng.choice(_FILLER), rng.choice(_TOPICS[topic])]
+        if rng.random() < 0.5:
+            words.append(rng.choice(_FILLER))
+        rng.shuffle(words)
+        age = rng.expovariate(1 / (60 if topic == "billing" else 300))
+        yield (
+            {"body": " ".join(words), "plan": rng.choice(["free", "pro", "enterprise"]),
+             "account_age_days": round(age, 1)},
+            topic,
+        )
+
+

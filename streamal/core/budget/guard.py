@@ -22,7 +22,8 @@ class BudgetGuard:
       ends at most 5 % above the budget.
 
     The balance also feeds the managers' **effective budget**: with
-    ``u = balance / credit`` for a deficit and ``u = balance / slack`` for a
+    ``u = min(1, balance / react)`` for a deficit (``react = max(1, 0.2 ·
+    budget · window)`` labels) and ``u = max(−1, balance / slack)`` for a
     surplus,
 
         b_eff = budget^(1 − u)          for a deficit (u ≥ 0), rising to 1;
@@ -57,6 +58,7 @@ class BudgetGuard:
         self._cap = max(1, math.floor((1.0 + tolerance) * budget * window + 1e-9))
         self._credit = tolerance * budget * window
         self._slack = max(1.0, 0.05 * budget * window)
+        self._react = max(1.0, 0.2 * budget * window)
         self._ring = bytearray(window)
         self._pos = 0
         self._in_window = 0
@@ -88,7 +90,7 @@ class BudgetGuard:
         if self._credit <= 0.0:
             return self.budget
         if self._balance >= 0.0:
-            return self.budget ** (1.0 - self._balance / self._credit)
+            return self.budget ** (1.0 - min(1.0, self._balance / self._react))
         u = max(self._balance / self._slack, -1.0)
         return max(0.0, self.budget * (1.0 + self.tolerance * u))
 

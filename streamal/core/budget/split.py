@@ -22,7 +22,7 @@ class Split(BudgetManager):
     >>> rng = random.Random(0)
     >>> split = Split(budget=0.05)
     >>> sum(split.ask(rng.random() ** 3) for _ in range(10_000))
-    499
+    500
 
     """
 

@@ -34,7 +34,8 @@ class DensityWeighted(Strategy):
 
     """
 
-    tasks = ("classification", "regression")
+    # Regression too when the base strategy does (e.g. base="variance_reduction").
+    tasks = ("classification",)
 
     def __init__(
         self, base: str | Strategy = "margin", beta: float = 1.0, n_centroids: int = 16

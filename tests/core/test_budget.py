@@ -1,0 +1,147 @@
+"""Budget managers: adherence on adversarial score shapes, the guard, decide-then-update."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamal import budget_managers
+from streamal.core.budget import BudgetGuard
+
+N = 20_000
+ADAPTIVE = [n for n in budget_managers.names() if n != "fixed"]
+
+
+def shaped(shape: str, seed: int, level: float, spread: float) -> list[float]:
+    """A 20,000-score sequence of one adversarial shape."""
+    rng = random.Random(seed)
+    noise = lambda: rng.random() * spread  # noqa: E731
+    if shape == "constant":
+        return [level] * N
+    if shape == "increasing":
+        return [min(1.0, i / N + noise() * 0.01) for i in range(N)]
+    if shape == "decreasing":
+        return [max(0.0, 1.0 - i / N - noise() * 0.01) for i in range(N)]
+    if shape == "bimodal":
+        return [min(1.0, (0.05 if rng.random() < 0.7 else 0.9) + noise() * 0.1) for _ in range(N)]
+    if shape == "shift":  # a sudden shift, down or up, half way
+        a, b = (level, level / 10) if seed % 2 else (level / 10, level)
+        return [min(1.0, (a if i < N // 2 else b) + noise() * 0.05) for i in range(N)]
+    raise AssertionError(shape)
+
+
+def run(manager, scores: list[float]) -> list[bool]:
+    return [manager.ask(s) for s in scores]
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+@settings(max_examples=30, deadline=None)
+@given(
+    shape=st.sampled_from(["constant", "increasing", "decreasing", "bimodal", "shift"]),
+    budget=st.sampled_from([0.01, 0.02, 0.05, 0.1, 0.2, 0.5]),
+    level=st.floats(0.0, 1.0),
+    spread=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_rate_within_5_percent_and_no_window_above_1_5x(name, shape, budget, level, spread, seed):
+    manager = budget_managers.create(name, budget=budget, seed=seed)
+    asked = run(manager, shaped(shape, seed, level, spread))
+    rate = sum(asked) / N
+    assert abs(rate / budget - 1.0) <= 0.05, f"{name} {shape}: rate {rate:.4f} for budget {budget}"
+    worst = max(sum(asked[i : i + 1000]) for i in range(0, N - 999, 100))
+    assert worst <= 1.5 * budget * 1000 + 1e-9
+
+
+def state(obj):
+    """Everything a manager holds, comparable by value."""
+    if isinstance(obj, random.Random):
+        return obj.getstate()
+    if hasattr(obj, "__dict__"):
+        return {k: state(v) for k, v in vars(obj).items()}
+    if isinstance(obj, (list, tuple)):
+        return [state(v) for v in obj]
+    return copy.deepcopy(obj)
+
+
+@pytest.mark.parametrize("name", budget_managers.names())
+def test_decide_changes_nothing(name):
+    manager = budget_managers.create(name, budget=0.1, seed=1)
+    rng = random.Random(0)
+    for _ in range(500):
+        score = rng.random()
+        before = state(manager)
+        first = manager.decide(score)
+        assert manager.decide(score) == first
+        assert state(manager) == before
+        manager.update(score, first)
+
+
+@pytest.mark.parametrize("name", budget_managers.names())
+def test_same_seed_same_decisions(name):
+    scores = [random.Random(5).random() for _ in range(2000)]
+    a = run(budget_managers.create(name, budget=0.05, seed=3), scores)
+    b = run(budget_managers.create(name, budget=0.05, seed=3), scores)
+    assert a == b
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_asks_the_informative_instances(name):
+    """On i.i.d. scores an adaptive manager's picks score far above average."""
+    rng = random.Random(0)
+    scores = [rng.random() for _ in range(N)]
+    asked = run(budget_managers.create(name, budget=0.05, seed=0), scores)
+    picked = [s for s, a in zip(scores, asked) if a]
+    floor = 0.5 if name == "split" else 0.85  # split spends a share at random
+    assert sum(picked) / len(picked) > floor
+
+
+def test_fixed_asks_above_its_threshold_within_the_guard():
+    manager = budget_managers.create("fixed", budget=0.1, threshold=0.5)
+    asked = run(manager, [0.9] * 10_000)
+    assert sum(asked) <= 0.1 * 10_000 + 5  # the guard, not the threshold, stops it
+    assert not any(run(budget_managers.create("fixed", budget=0.1, threshold=0.5), [0.4] * 100))
+
+
+def test_guard_window_rule():
+    guard = BudgetGuard(budget=0.01, window=1000, tolerance=0.5)
+    asked = []
+    for _ in range(5000):
+        q = guard.allows()
+        guard.update(q)
+        asked.append(q)
+    assert max(sum(asked[i : i + 1000]) for i in range(4001)) <= 15
+    assert sum(asked) <= 0.01 * 5000 + 1
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"budget": 0.0}, "budget must be in \\(0, 1\\], got 0.0"),
+        ({"budget": 1.5}, "budget must be in \\(0, 1\\], got 1.5"),
+        ({"budget": 0.1, "window": 0}, "window must be ≥ 1, got 0"),
+        ({"budget": 0.1, "tolerance": -1}, "tolerance must be ≥ 0, got -1"),
+    ],
+)
+def test_bad_parameters_fail_at_construction(params, message):
+    with pytest.raises(ValueError, match=message):
+        budget_managers.create("quantile", **params)
+
+
+def test_manager_specific_parameters():
+    with pytest.raises(ValueError, match="step must be > 0"):
+        budget_managers.create("variable_uncertainty", step=0)
+    with pytest.raises(ValueError, match="random_share must be in"):
+        budget_managers.create("split", random_share=2)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        budget_managers.create("fixed", threshold=3)
+
+
+def test_randomised_variable_uncertainty_holds_the_budget():
+    rng = random.Random(1)
+    scores = [rng.random() ** 2 for _ in range(N)]
+    asked = run(budget_managers.create("variable_uncertainty", budget=0.05, randomize=1.0, seed=2), scores)
+    assert abs(sum(asked) / N / 0.05 - 1) <= 0.05

@@ -1,0 +1,157 @@
+"""ActiveLearner: tasks, models, cold start, pool selection."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import subprocess
+import sys
+
+import pytest
+from river import datasets, linear_model, naive_bayes, tree
+from river.datasets import synth
+
+from streamal import ActiveLearner
+from streamal.apps.datasets import tickets
+from streamal.core.evaluate import prequential
+
+
+def test_binary_beats_random_sampling_on_phishing():
+    active = prequential(ActiveLearner(budget=0.05, seed=0), datasets.Phishing())
+    rand = prequential(ActiveLearner(strategy="random", budget=0.05, seed=0), datasets.Phishing())
+    assert active.labels <= 0.05 * 1250 + 2
+    assert active.accuracy > rand.accuracy
+
+
+def test_multiclass_image_segments():
+    r = prequential(ActiveLearner(budget=0.1, seed=0), datasets.ImageSegments())
+    assert r.accuracy > 0.6  # 7 classes: chance is 14 %
+    assert abs(r.label_rate - 0.1) < 0.01
+
+
+def test_class_appearing_mid_stream_is_learned():
+    al = ActiveLearner(budget=0.2, seed=0, text_features=["body"])
+    stream = list(tickets(n=3000, seed=2, new_class_at=0.5))
+    late = [(x, y) for x, y in stream[2000:] if y == "bug"]
+    prequential(al, stream)
+    assert "bug" in al.predict_proba_one(late[0][0])
+    hits = sum(al.predict_one(x) == y for x, y in late)
+    assert hits / len(late) > 0.8
+
+
+def test_text_features_carry_the_signal():
+    """Tickets are labeled by their words; without the text the task is near chance."""
+    stream = list(tickets(n=3000, seed=3))
+    with_text = prequential(ActiveLearner(budget=0.1, seed=0, text_features=["body"]), stream)
+    # Without declaring it as text the body is one category per distinct string.
+    as_category = prequential(ActiveLearner(budget=0.1, seed=0), stream)
+    assert with_text.accuracy > as_category.accuracy + 0.15
+
+
+def test_numbers_and_categories():
+    rng = itertools.count()
+    stream = []
+    for i in range(4000):
+        colour = ["red", "green", "blue"][next(rng) % 3]
+        amount = float(i % 50)
+        stream.append(({"colour": colour, "amount": amount, "vip": i % 7 == 0}, colour == "red" or amount > 40))
+    r = prequential(ActiveLearner(budget=0.1, seed=0), stream)
+    assert r.accuracy > 0.9
+
+
+def test_regression_with_committee_variance():
+    stream = list(itertools.islice(synth.Friedman(seed=1), 3000))
+    active = prequential(
+        ActiveLearner(model="linear_regression", strategy="variance_reduction", task="regression", budget=0.1),
+        stream,
+    )
+    assert active.labels == pytest.approx(300, abs=10)
+    baseline = sum(abs(y - 14.0) for _, y in stream) / len(stream)  # a constant guess
+    assert active.mae < baseline
+
+
+@pytest.mark.parametrize("model", [tree.HoeffdingTreeClassifier(), naive_bayes.GaussianNB()])
+def test_collapsed_probabilities_do_not_starve(model):
+    """Trees and Gaussian NB output 0/1 probabilities; River's EntropySampler stops asking."""
+    stream = list(itertools.islice(synth.SEA(seed=1), 10_000))
+    al = ActiveLearner(model=model, strategy="entropy", budget=0.05, seed=0)
+    asked_late = 0
+    for i, (x, y) in enumerate(stream):
+        d = al.ask(x)
+        if d.query:
+            al.learn(x, y)
+            asked_late += i >= 5000
+    assert asked_late >= 0.9 * 0.05 * 5000
+
+
+def test_cold_start_asks_until_two_classes():
+    al = ActiveLearner(budget=0.01, seed=0)
+    first = [al.ask({"a": 1.0}) for _ in range(3)]
+    assert first[0].query and first[0].score == 1.0
+    al.learn({"a": 1.0}, "x")
+    assert al.cold
+    al.learn({"a": -1.0}, "y")
+    assert not al.cold
+    assert al.ask({"a": 1.0}).score < 1.0
+
+
+def test_any_river_estimator_instance_is_accepted():
+    model = linear_model.LogisticRegression()
+    al = ActiveLearner(model=model, budget=0.5)
+    for x, y in list(datasets.Phishing())[:100]:
+        if al.ask(x).query:
+            al.learn(x, y)
+    assert model.weights  # the very instance learned
+
+
+def test_model_by_module_factory():
+    al = ActiveLearner(model="river.tree:HoeffdingTreeClassifier", budget=0.1)
+    assert type(al._model).__name__ == "HoeffdingTreeClassifier"
+    with pytest.raises(ValueError, match="cannot import model factory"):
+        ActiveLearner(model="nowhere.module:make")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"budget": 0}, "budget must be in \\(0, 1\\]"),
+        ({"budget": "0.1"}, "budget must be in \\(0, 1\\]"),
+        ({"task": "ranking"}, "task must be"),
+        ({"model": "svm"}, "unknown model 'svm'; choose one of"),
+        ({"budget_manager": "greedy"}, "unknown budget manager 'greedy'"),
+        ({"strategy": "margin", "task": "regression", "model": "linear_regression"}, "does not support regression"),
+        ({"model": "naive_bayes", "task": "regression", "strategy": "random"}, "classification only"),
+    ],
+)
+def test_bad_configuration_fails_at_construction(params, message):
+    with pytest.raises(ValueError, match=message):
+        ActiveLearner(**params)
+
+
+def test_select_picks_informative_and_avoids_duplicates():
+    al = ActiveLearner(budget=0.1, seed=0)
+    for x, y in list(datasets.Phishing())[:300]:
+        al.learn(x, y)
+    window = [x for x, _ in list(datasets.Phishing())[300:400]]
+    first = copy.deepcopy(al).select(window, 1)[0]
+    # Five exact copies of the instance picked first: only one of the six is picked.
+    window += [dict(window[first]) for _ in range(5)]
+    picked = al.select(window, 10)
+    assert len(picked) == 10 == len(set(picked))
+    assert len({first, *range(100, 105)} & set(picked)) == 1
+
+
+def test_pool_mode_spends_the_budget():
+    r = prequential(ActiveLearner(budget=0.05, seed=0), datasets.Bananas(), mode="pool", pool_size=500)
+    assert r.labels == int(0.05 * 5300)
+
+
+def test_core_never_imports_kafka_pydantic_or_prometheus():
+    code = (
+        "import sys, streamal, streamal.core; from streamal import ActiveLearner; "
+        "ActiveLearner().ask({'a': 1.0}); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('kafka', 'pydantic', 'prometheus_client')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -93,6 +93,34 @@ class Featurizer:
         return out
 
     def learn_transform(self, x: Mapping[str, Any]) -> dict[str, float]:
-        """``learn_one`` then ``transform_one``."""
-        self.learn_one(x)
-        return self.transform_one(x)
+        """``learn_one`` then ``transform_one``, fused: this runs once per instance."""
+        if self._text:
+            self.learn_one(x)
+            return self.transform_one(x)
+        out: dict[str, float] = {}
+        stats = self._stats
+        scale = self.scale
+        for k, v in x.items():
+            cls = v.__class__
+            if cls is float or cls is int or cls is bool:
+                v = float(v)
+                if v - v != 0.0:  # inf or NaN: a missing value
+                    continue
+                s = stats.get(k)
+                if s is None:
+                    stats[k] = [1.0, v, 0.0]
+                    out[k] = 0.0 if scale else v
+                    continue
+                n = s[0] + 1.0
+                mean = s[1] + (v - s[1]) / n
+                m2 = s[2] + (v - s[1]) * (v - mean)
+                s[0] = n
+                s[1] = mean
+                s[2] = m2
+                if scale:
+                    out[k] = (v - mean) * (n / m2) ** 0.5 if m2 > 0.0 else 0.0
+                else:
+                    out[k] = v
+            elif cls is str:
+                out[f"{k}={v}"] = 1.0
+        return out

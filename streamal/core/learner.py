@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,22 +133,27 @@ class ActiveLearner:
         return (len(self._classes) if self._classifier else self.n_learned) < 2
 
     def _score(self, z: dict[str, float], proba: Mapping[Hashable, float]) -> float:
-        score = 1.0 if self.cold else self._strategy.score_one(z, proba)
-        return 1.0 if not 0.0 <= score <= 1.0 or math.isnan(score) else score
+        if self.cold:
+            return 1.0
+        score = self._strategy.score_one(z, proba)
+        return score if 0.0 <= score <= 1.0 else 1.0  # NaN fails both comparisons
 
     def ask(self, x: Mapping[str, Any]) -> Decision:
         """Decide whether to ask for the label of ``x``; updates the budget manager."""
         z = self._features.learn_transform(x)
         prediction, proba = self._predict(z)
-        score = self._score(z, proba)
-        self._strategy.observe_one(z)
-        threshold = self._budget.threshold
+        budget = self._budget
+        threshold = budget.threshold
         if self.cold:
-            guard = self._budget.guard
-            query = guard.allows()
-            guard.update(query)
+            score = 1.0
+            query = budget.guard.allows()
+            budget.guard.update(query)
         else:
-            query = self._budget.ask(score)
+            score = self._strategy.score_one(z, proba)
+            if not 0.0 <= score <= 1.0:  # NaN fails both comparisons
+                score = 1.0
+            query = budget.ask(score)
+        self._strategy.observe_one(z)
         return Decision(query, score, threshold, prediction, proba)
 
     def learn(self, x: Mapping[str, Any], y: Any) -> None:

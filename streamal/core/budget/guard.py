@@ -63,6 +63,7 @@ class BudgetGuard:
         self._pos = 0
         self._in_window = 0
         self._balance = 0.0
+        self._effective = budget
         self.n = 0
         self.asked = 0
 
@@ -81,12 +82,16 @@ class BudgetGuard:
         self._ring[self._pos] = a
         self._pos = (self._pos + 1) % self.window
         self._balance = min(self._balance + self.budget - a, self._credit)
+        self._effective = self._effective_budget()
         self.n += 1
         self.asked += a
 
     @property
     def effective_budget(self) -> float:
         """The budget the managers aim at now (see the class docstring)."""
+        return self._effective
+
+    def _effective_budget(self) -> float:
         if self._credit <= 0.0:
             return self.budget
         if self._balance >= 0.0:

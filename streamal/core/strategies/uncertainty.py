@@ -46,16 +46,19 @@ def margin(proba: Proba) -> float:
     0.0
 
     """
-    ps = normalise(proba)
-    if not ps:
-        return 1.0
-    p1 = p2 = 0.0
-    for p in ps:
+    # One pass, no allocation: this runs on every instance.
+    p1 = p2 = total = 0.0
+    for p in proba.values():
+        if not 0.0 < p < math.inf:
+            continue
+        total += p
         if p > p1:
             p1, p2 = p, p1
         elif p > p2:
             p2 = p
-    return min(1.0, max(0.0, 1.0 - (p1 - p2)))
+    if not total > 0.0 or total == math.inf:
+        return 1.0
+    return min(1.0, max(0.0, 1.0 - (p1 - p2) / total))
 
 
 def entropy(proba: Proba) -> float:

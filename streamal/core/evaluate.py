@@ -9,6 +9,7 @@ label-efficiency anchors, of ``streamal simulate`` and of the benchmarks.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,9 @@ class Result:
 
     n: int = 0
     labels: int = 0
+    #: The most labels asked in any ``window`` consecutive instances.
+    max_window_labels: int = 0
+    window: int = 1000
     correct: int = 0
     abs_error: float = 0.0
     regression: bool = False
@@ -90,6 +94,13 @@ def prequential(
     if mode not in ("stream", "pool"):
         raise ValueError(f"mode must be 'stream' or 'pool', got {mode!r}")
     result = Result(regression=learner.task == "regression")
+    asked_at: deque[int] = deque()
+
+    def count(i: int) -> None:
+        asked_at.append(i)
+        while asked_at[0] <= i - result.window:
+            asked_at.popleft()
+        result.max_window_labels = max(result.max_window_labels, len(asked_at))
     every = max(1, (expected or 10_000) // 100)
     pool: list[tuple[Mapping[str, Any], Any]] = []
     carry = 0.0
@@ -99,9 +110,12 @@ def prequential(
         wanted = learner.budget * len(pool) + carry
         k = int(wanted)
         carry = wanted - k
-        for i in learner.select([x for x, _ in pool], k):
+        picked = learner.select([x for x, _ in pool], k)
+        for i in picked:
             learner.learn(*pool[i])
             result.labels += 1
+        for i in sorted(picked):
+            count(result.n - len(pool) + i)
         pool.clear()
 
     for x, y in stream:
@@ -119,6 +133,7 @@ def prequential(
         if full or decision.query:
             learner.learn(x, y)
             result.labels += 1
+            count(result.n)
         result._mark(every)
         if progress and result.n % 256 == 0:
             progress(256)

@@ -103,9 +103,10 @@ class Featurizer:
         for k, v in x.items():
             cls = v.__class__
             if cls is float or cls is int or cls is bool:
-                v = float(v)
                 if v - v != 0.0:  # inf or NaN: a missing value
                     continue
+                if cls is not float:
+                    v = float(v)
                 s = stats.get(k)
                 if s is None:
                     stats[k] = [1.0, v, 0.0]

@@ -73,7 +73,9 @@ class BudgetManager:
         """``decide`` then ``update`` in one call (what the learner does)."""
         wanted = self.wants(score)
         query = wanted and self.guard.allows()
-        self.update(score, query, wanted)
+        self._learn(score, wanted)
+        self.guard.update(query)
+        self._jitter = self._rng.random() * JITTER
         return query
 
     @property

@@ -1,0 +1,247 @@
+"""Label efficiency: streamal against the published stream active learners.
+
+Runs the prequential protocol of ``shared/anchors/label_efficiency.md`` on its
+nine streams (and, with ``--extra``, on streams generated with other River
+generators and seeds), at budgets of 1, 5, 10 and 20 %, for every query
+strategy × budget manager with the ``logistic_regression`` model (``--grid``)
+or for the default configuration only, and prints:
+
+1. the grid: mean accuracy over the streams per configuration and budget,
+   and the worst realised-rate deviation from the budget;
+2. the default configuration against every anchor, per stream and budget,
+   and the means (streamal's own random sampling and full supervision, same
+   model, same run, included);
+3. budget adherence: realised rate ÷ budget on every run and the fullest
+   1,000-instance window.
+
+    python benchmarks/label_efficiency.py                  # default config, 9 streams
+    python benchmarks/label_efficiency.py --grid --jobs 2  # every strategy × manager
+    python benchmarks/label_efficiency.py --extra          # the untuned generated streams
+
+Results go to ``benchmarks/results/label_efficiency*.json``; ``--plot PATH``
+draws accuracy against labels used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.anchors import is_full, load_anchors  # noqa: E402
+from benchmarks.streams import ANCHOR_STREAMS, EXTRA_STREAMS, load  # noqa: E402
+from streamal import ActiveLearner, budget_managers, strategies  # noqa: E402
+from streamal.core.evaluate import prequential  # noqa: E402
+from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL, DEFAULT_STRATEGY  # noqa: E402
+
+BUDGETS = (0.01, 0.05, 0.10, 0.20)
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Expected error reduction costs K model copies and K·32 predictions per
+#: instance; in the grid it runs on the first instances of each stream only.
+COSTLY = {"expected_error_reduction": 2000}
+
+
+def run_one(job: tuple[str, str, str, str, float, int, int | None]) -> dict[str, Any]:
+    stream_name, model, strategy, manager, budget, seed, limit = job
+    stream = load(stream_name)
+    data = list(stream)[:limit] if limit else stream
+    start = time.perf_counter()
+    if strategy == "full":
+        learner = ActiveLearner(model=model, strategy="random", budget=1.0, seed=seed)
+        result = prequential(learner, data, full=True)
+    else:
+        learner = ActiveLearner(model=model, strategy=strategy, budget_manager=manager, budget=budget, seed=seed)
+        result = prequential(learner, data, expected=len(data))
+    return {
+        "stream": stream_name, "model": model, "strategy": strategy, "manager": manager,
+        "budget": budget, "seed": seed, "limit": limit, "n": result.n, "labels": result.labels,
+        "accuracy": result.accuracy, "label_rate": result.label_rate,
+        "max_window_labels": result.max_window_labels, "seconds": time.perf_counter() - start,
+        "trace": result.trace,
+    }
+
+
+def run_all(jobs: list[tuple], workers: int) -> list[dict[str, Any]]:
+    out = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for i, res in enumerate(pool.map(run_one, jobs, chunksize=1), 1):
+            out.append(res)
+            print(f"\r  {i}/{len(jobs)} runs", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return out
+
+
+def mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def print_grid(results: list[dict[str, Any]], streams: list[str]) -> None:
+    print("\n## Grid: mean accuracy % over streams (worst |rate/budget − 1| %)\n")
+    print("| strategy | manager | " + " | ".join(f"{b:.0%}" for b in BUDGETS) + " |")
+    print("|---|---|" + "---:|" * len(BUDGETS))
+    configs = sorted({(r["strategy"], r["manager"]) for r in results if r["strategy"] not in ("full",)})
+    rows = []
+    for strategy, manager in configs:
+        cells, score = [], 0.0
+        for b in BUDGETS:
+            rs = [r for r in results if (r["strategy"], r["manager"], r["budget"]) == (strategy, manager, b)]
+            if len(rs) != len(streams):
+                cells.append("—")
+                continue
+            acc = 100 * mean(r["accuracy"] for r in rs)
+            dev = 100 * max(abs(r["label_rate"] / b - 1) for r in rs if r["n"] >= 5000) if any(
+                r["n"] >= 5000 for r in rs) else 0.0
+            score += acc
+            cells.append(f"{acc:.2f} ({dev:.1f})")
+        rows.append((score, strategy, manager, cells))
+    for _, strategy, manager, cells in sorted(rows, reverse=True):
+        limit = f" (first {COSTLY[strategy]:,})" if strategy in COSTLY else ""
+        print(f"| {strategy}{limit} | {manager} | " + " | ".join(cells) + " |")
+
+
+def print_comparison(results: list[dict[str, Any]], streams: list[str], strategy: str, manager: str) -> None:
+    anchors = load_anchors()
+    mine = {(r["stream"], r["budget"]): r for r in results if (r["strategy"], r["manager"]) == (strategy, manager)}
+    rand = {(r["stream"], r["budget"]): r for r in results if r["strategy"] == "random" and r["manager"] == manager}
+    full = {r["stream"]: r for r in results if r["strategy"] == "full"}
+    print(f"\n## streamal ({strategy} + {manager}) against the anchors: acc % / realised rate %\n")
+    print("| stream | budget | streamal | best anchor | that anchor | streamal random | streamal full |")
+    print("|---|---:|---:|---:|---|---:|---:|")
+    means: dict[float, dict[str, list[float]]] = {b: {"s": [], "a": [], "r": [], "rate": []} for b in BUDGETS}
+    for stream in streams:
+        for b in BUDGETS:
+            r = mine.get((stream, b))
+            if r is None:
+                continue
+            cells = anchors.per_stream.get(stream, {})
+            budgeted = {a: v[b] for a, v in cells.items() if not is_full(a) and b in v}
+            best = max(budgeted, key=lambda a: budgeted[a][0]) if budgeted else None
+            ra, fu = rand.get((stream, b)), full.get(stream)
+            means[b]["s"].append(100 * r["accuracy"])
+            means[b]["rate"].append(100 * r["label_rate"])
+            if ra:
+                means[b]["r"].append(100 * ra["accuracy"])
+            print(f"| {stream} | {b:.0%} | {100 * r['accuracy']:.2f} / {100 * r['label_rate']:.2f} | "
+                  + (f"{budgeted[best][0]:.2f} / {budgeted[best][1]:.2f} | {best}" if best else "— | —")
+                  + f" | {100 * ra['accuracy']:.2f} |" * bool(ra) + (" — |" if not ra else "")
+                  + (f" {100 * fu['accuracy']:.2f} |" if fu else " — |"))
+    if not all(s in anchors.per_stream for s in streams):
+        return
+    print("\n## Means over the streams\n")
+    print("| budget | streamal acc | mean rate | best anchor (mean acc) | streamal random | gain over best |")
+    print("|---:|---:|---:|---|---:|---:|")
+    for b in BUDGETS:
+        if len(means[b]["s"]) != len(streams):
+            continue
+        best = max(((a, v[b][0]) for a, v in anchors.summary.items() if not is_full(a) and b in v),
+                   key=lambda t: t[1])
+        s = mean(means[b]["s"])
+        print(f"| {b:.0%} | {s:.2f} | {mean(means[b]['rate']):.2f} | {best[0]} ({best[1]:.2f}) | "
+              f"{mean(means[b]['r']):.2f} | {s - best[1]:+.2f} |")
+
+
+def print_adherence(results: list[dict[str, Any]], strategy: str, manager: str) -> None:
+    rs = [r for r in results if (r["strategy"], r["manager"]) == (strategy, manager)]
+    print(f"\n## Budget adherence of {strategy} + {manager}\n")
+    print("| stream | n | " + " | ".join(f"{b:.0%} rate/budget (max 1k-window/budget)" for b in BUDGETS) + " |")
+    print("|---|---:|" + "---:|" * len(BUDGETS))
+    for stream in sorted({r["stream"] for r in rs}, key=[r["stream"] for r in rs].index):
+        cells = []
+        n = 0
+        for b in BUDGETS:
+            r = next((r for r in rs if r["stream"] == stream and r["budget"] == b), None)
+            if r is None:
+                cells.append("—")
+                continue
+            n = r["n"]
+            cells.append(f"{r['label_rate'] / b:.3f} ({r['max_window_labels'] / (1000 * b):.2f})")
+        print(f"| {stream} | {n:,} | " + " | ".join(cells) + " |")
+
+
+def plot(results: list[dict[str, Any]], path: Path, strategy: str, manager: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    anchors = load_anchors()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, strat, style in ((f"streamal ({strategy} + {manager})", strategy, "o-"),
+                                ("streamal random sampling", "random", "s--")):
+        pts = [(100 * mean(r["label_rate"] for r in results if (r["strategy"], r["manager"], r["budget"]) == (strat, manager, b)),
+                100 * mean(r["accuracy"] for r in results if (r["strategy"], r["manager"], r["budget"]) == (strat, manager, b)))
+               for b in BUDGETS]
+        ax.plot(*zip(*pts), style, label=label)
+    for name in ("river EntropySampler [LR]", "skal VariableUncertainty [GNB]", "skal Split [GNB]"):
+        pts = []
+        for b in BUDGETS:
+            rates = [anchors.per_stream[s][name][b][1] for s in anchors.streams if name in anchors.per_stream[s]]
+            pts.append((mean(rates), anchors.summary[name][b][0]))
+        ax.plot(*zip(*pts), "x:", label=name)
+    full = anchors.summary["river full [LR]"][BUDGETS[0]][0]
+    ax.axhline(full, color="grey", linestyle="--", linewidth=1, label="full supervision [LR]")
+    ax.set_xscale("log")
+    ax.set_xticks([1, 2, 5, 10, 20], ["1", "2", "5", "10", "20"])
+    ax.set_xlabel("labels used (% of instances, realised, mean over the nine streams)")
+    ax.set_ylabel("prequential accuracy (%, mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", action="store_true", help="every strategy × budget manager")
+    parser.add_argument("--extra", action="store_true", help="the generated streams instead of the anchors'")
+    parser.add_argument("--streams", help="comma-separated stream names")
+    parser.add_argument("--strategies", help="comma-separated (default: all with --grid)")
+    parser.add_argument("--managers", help="comma-separated (default: all with --grid)")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    streams = args.streams.split(",") if args.streams else list(EXTRA_STREAMS if args.extra else ANCHOR_STREAMS)
+    if args.grid:
+        strats = args.strategies.split(",") if args.strategies else strategies.names()
+        managers = args.managers.split(",") if args.managers else budget_managers.names()
+    else:
+        strats = args.strategies.split(",") if args.strategies else [DEFAULT_STRATEGY]
+        managers = args.managers.split(",") if args.managers else [DEFAULT_BUDGET_MANAGER]
+    strats = list(dict.fromkeys([*strats, "random"]))
+    jobs = [(s, args.model, st, m, b, args.seed, COSTLY.get(st) if args.grid else None)
+            for s in streams for st in strats for m in managers for b in BUDGETS]
+    jobs += [(s, args.model, "full", "-", 1.0, args.seed, None) for s in streams]
+    jobs.sort(key=lambda j: -(j[2] in COSTLY or j[2] in ("committee", "variance_reduction")))
+    print(f"{len(jobs)} runs on {len(streams)} streams, {args.jobs} workers", file=sys.stderr)
+    started = time.perf_counter()
+    results = run_all(jobs, args.jobs)
+    print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    out = args.out or RESULTS / f"label_efficiency{'_extra' if args.extra else ''}{'_grid' if args.grid else ''}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results))
+    print(f"# Label efficiency — model {args.model}, seed {args.seed}; results in {out.name}")
+    if args.grid:
+        print_grid(results, streams)
+    strategy = strats[0] if not args.grid else DEFAULT_STRATEGY
+    manager = managers[0] if not args.grid else DEFAULT_BUDGET_MANAGER
+    print_comparison(results, streams, strategy, manager)
+    print_adherence(results, strategy, manager)
+    if args.plot:
+        plot(results, args.plot, strategy, manager)
+        print(f"\nplot written to {args.plot}")
+
+
+if __name__ == "__main__":
+    main()

@@ -260,11 +260,12 @@ def _rbf_new_class() -> Iterator[tuple[dict[Any, Any], Hashable]]:
     )
 
 
-def _tree_imbalanced() -> Iterator[tuple[dict[Any, Any], Hashable]]:
-    # Binary random tree subsampled to ~95 % class 0 / ~5 % class 1.
+def _rbf_imbalanced() -> Iterator[tuple[dict[Any, Any], Hashable]]:
+    # Binary RBF subsampled to ~95 % class 0 / ~5 % class 1. (A RandomTree was
+    # tried first and dropped: full supervision never predicted its minority.)
     return _imbalance(
-        synth.RandomTree(seed_tree=501, seed_sample=502, n_classes=2, n_num_features=6,
-                         n_cat_features=2),
+        synth.RandomRBF(seed_model=501, seed_sample=502, n_classes=2, n_features=8,
+                        n_centroids=20),
         minority=1,
         rate=0.05,
         seed=503,
@@ -284,8 +285,8 @@ _EXTRAS: list[Stream] = [
            "RandomRBFDrift(3 classes, 15/30 centroids drifting, speed 1e-3)", _rbf_incremental),
     Stream("rbf_new_class", "new_class", 15000, (0, 1, 2, 3),
            "RandomRBF(4 classes); class 3 first appears at 40 % (instance 6,000)", _rbf_new_class),
-    Stream("tree_imbalanced", "imbalanced", 15000, (0, 1),
-           "RandomTree subsampled to ~95/5 with a seeded RNG", _tree_imbalanced),
+    Stream("rbf_imbalanced", "imbalanced", 15000, (0, 1),
+           "RandomRBF(2 classes) subsampled to ~95/5 with a seeded RNG", _rbf_imbalanced),
     Stream("waveform", "stationary", 12000, (0, 1, 2),
            "Waveform(has_noise=True): 3 classes, 40 features, no drift", _waveform),
 ]

@@ -12,9 +12,9 @@ float can come out of :func:`orjson.loads`; the models still reject non-finite
 floats (``allow_inf_nan=False``) because values built in Python are not so
 protected, and ``orjson.dumps`` would silently write ``NaN`` as ``null``.
 
-Cost: parsing a 210-byte instance with 8 features and a timestamp takes about
-3 µs (0.5 µs ``orjson.loads`` + 2.5 µs ``model_validate``), measured on the
-development machine with pydantic 2.14.
+Cost: parsing a 210-byte instance (8 features and a timestamp) takes 3-5 µs
+on the (shared, 2-core) development machine with pydantic 2.14, of which
+``orjson.loads`` is 0.5-0.8 µs and ``model_validate`` the rest.
 """
 
 from __future__ import annotations

@@ -1,0 +1,85 @@
+"""Atomic checkpoints of the learner, the pending requests and the topic positions.
+
+A checkpoint is two files in the state directory, written to temporary names
+and renamed into place (``os.replace`` is atomic on POSIX), metadata last:
+
+- ``model-<seq>.bin``: the learner, pickled. It is the service's own state,
+  written and read only by the service in its own directory — never data
+  from a topic, which is always parsed as JSON;
+- ``checkpoint-<seq>.json``: the sequence number, the topic positions the
+  model reflects, the pending requests, and the SHA-256 of the model file.
+
+Start-up loads the newest checkpoint whose model file exists and matches its
+hash, so a crash in the middle of writing leaves the previous one in force.
+The last ``keep`` checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Checkpoint:
+    seq: int
+    learner: Any
+    positions: dict[str, dict[int, int]] = field(default_factory=dict)  # topic → partition → next offset
+    pending: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save(state_dir: Path, checkpoint: Checkpoint, keep: int = 3) -> Path:
+    """Write ``checkpoint`` atomically; returns the metadata file."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    model_bytes = pickle.dumps(checkpoint.learner, protocol=pickle.HIGHEST_PROTOCOL)
+    model_path = state_dir / f"model-{checkpoint.seq:012d}.bin"
+    _atomic_write(model_path, model_bytes)
+    meta = {
+        "seq": checkpoint.seq,
+        "model_file": model_path.name,
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "positions": {t: {str(p): o for p, o in ps.items()} for t, ps in checkpoint.positions.items()},
+        "pending": checkpoint.pending,
+        "extra": checkpoint.extra,
+    }
+    meta_path = state_dir / f"checkpoint-{checkpoint.seq:012d}.json"
+    _atomic_write(meta_path, json.dumps(meta).encode())
+    for old in sorted(state_dir.glob("checkpoint-*.json"))[:-keep]:
+        old_model = state_dir / json.loads(old.read_text()).get("model_file", "")
+        old.unlink(missing_ok=True)
+        if old_model.name:
+            old_model.unlink(missing_ok=True)
+    return meta_path
+
+
+def load_latest(state_dir: Path) -> Checkpoint | None:
+    """The newest valid checkpoint in ``state_dir``, or ``None``."""
+    if not state_dir.is_dir():
+        return None
+    for meta_path in sorted(state_dir.glob("checkpoint-*.json"), reverse=True):
+        try:
+            meta = json.loads(meta_path.read_text())
+            model_bytes = (state_dir / meta["model_file"]).read_bytes()
+            if hashlib.sha256(model_bytes).hexdigest() != meta["model_sha256"]:
+                continue
+            learner = pickle.loads(model_bytes)  # noqa: S301 — our own file, hash-checked
+        except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError):
+            continue
+        positions = {t: {int(p): int(o) for p, o in ps.items()} for t, ps in meta.get("positions", {}).items()}
+        return Checkpoint(meta["seq"], learner, positions, meta.get("pending", {}), meta.get("extra", {}))
+    return None

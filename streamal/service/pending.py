@@ -1,0 +1,127 @@
+"""Outstanding label requests: bounded by count and age, rebuilt after a restart.
+
+Every replica keeps the requests of the whole group: it learns them from the
+label-requests topic (its own as it makes them), and forgets an id once its
+joined example shows up on the training topic. So after a rebalance the
+replica that now owns a partition can join its labels, and a restarted
+replica rebuilds the map from its checkpoint plus the label-requests topic.
+The ids of recently joined requests are kept too (bounded), to tell a
+duplicate label from an orphan.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class Request:
+    """What a label needs to be joined with: the instance's features and when it was asked."""
+
+    features: dict[str, Any]
+    requested_at: float  # seconds since the epoch
+    requested_at_text: str  # as in the label request (RFC 3339)
+
+
+class PendingRequests:
+    """Outstanding requests, oldest first, at most ``max_count`` and ``max_age_s`` old.
+
+    >>> p = PendingRequests(max_count=2, max_age_s=60)
+    >>> [p.add(i, {"x": n}, float(n), f"t{n}") for n, i in enumerate("abc")]
+    [True, True, True]
+    >>> list(p.ids()), p.evicted
+    (['b', 'c'], 1)
+    >>> p.join("b").features, p.was_joined("b"), len(p)
+    ({'x': 1}, True, 1)
+    >>> p.expire(now=100.0), len(p)
+    (1, 0)
+
+    """
+
+    def __init__(self, max_count: int = 100_000, max_age_s: float = 86_400.0) -> None:
+        if max_count < 1:
+            raise ValueError(f"max_count must be ≥ 1, got {max_count}")
+        if max_age_s <= 0:
+            raise ValueError(f"max_age_s must be > 0, got {max_age_s}")
+        self.max_count = max_count
+        self.max_age_s = max_age_s
+        self._requests: OrderedDict[str, Request] = OrderedDict()
+        self._joined: OrderedDict[str, None] = OrderedDict()
+        #: Requests dropped because the map was full / too old (a label for them is orphaned).
+        self.evicted = 0
+        self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._requests
+
+    def ids(self):  # type: ignore[no-untyped-def]
+        return self._requests.keys()
+
+    def add(self, request_id: str, features: dict[str, Any], requested_at: float, requested_at_text: str) -> bool:
+        """Record a request; False if it was known (asked again, or already joined)."""
+        if request_id in self._requests or request_id in self._joined:
+            return False
+        self._requests[request_id] = Request(features, requested_at, requested_at_text)
+        while len(self._requests) > self.max_count:
+            self._requests.popitem(last=False)
+            self.evicted += 1
+        return True
+
+    def join(self, request_id: str) -> Request | None:
+        """Take the request a label answers, or ``None`` if there is none."""
+        request = self._requests.pop(request_id, None)
+        if request is not None:
+            self.mark_joined(request_id)
+        return request
+
+    def mark_joined(self, request_id: str) -> None:
+        """Forget a request whose label was joined (by this or another replica)."""
+        self._requests.pop(request_id, None)
+        self._joined[request_id] = None
+        self._joined.move_to_end(request_id)
+        while len(self._joined) > self.max_count:
+            self._joined.popitem(last=False)
+
+    def was_joined(self, request_id: str) -> bool:
+        return request_id in self._joined
+
+    def expire(self, now: float) -> int:
+        """Drop requests older than ``max_age_s``; how many were dropped."""
+        cutoff = now - self.max_age_s
+        dropped = 0
+        while self._requests:
+            request_id, request = next(iter(self._requests.items()))
+            if request.requested_at >= cutoff:
+                break
+            del self._requests[request_id]
+            dropped += 1
+        self.expired += dropped
+        return dropped
+
+    def oldest_age(self, now: float) -> float:
+        """Age in seconds of the oldest outstanding request (0 if none)."""
+        if not self._requests:
+            return 0.0
+        return max(0.0, now - next(iter(self._requests.values())).requested_at)
+
+    # -- checkpoints (JSON-able, no pickle) ---------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "requests": [[k, r.features, r.requested_at, r.requested_at_text] for k, r in self._requests.items()],
+            "joined": list(self._joined),
+            "evicted": self.evicted,
+            "expired": self.expired,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._requests = OrderedDict(
+            (k, Request(dict(f), float(t), str(s))) for k, f, t, s in state.get("requests", [])
+        )
+        self._joined = OrderedDict((k, None) for k in state.get("joined", []))
+        self.evicted = int(state.get("evicted", 0))
+        self.expired = int(state.get("expired", 0))

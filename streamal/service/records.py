@@ -1,0 +1,28 @@
+"""Plain values the loop and both adapters share (no Kafka import)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Record(NamedTuple):
+    """One consumed record, as plain values."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+class Delivered(NamedTuple):
+    """Where the broker stored a produced record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+Partition = tuple[str, int]
+"""A partition as ``(topic, partition number)``."""

@@ -1,0 +1,205 @@
+"""The service loop on the in-memory broker: the contract, without a network."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from river import datasets
+
+from streamal import ActiveLearner
+from streamal.service.loop import LoopConfig, Service
+from streamal.service.memory import MemoryBroker
+from streamal.service.metrics import Metrics
+
+TOPICS = ("streamal.instances", "streamal.label-requests", "streamal.labels", "streamal.training",
+          "streamal.dead-letter")
+
+
+def make(tmp_path, broker=None, partitions=2, **config):
+    broker = broker or MemoryBroker()
+    for t in TOPICS:
+        broker.create(t, partitions)
+    cfg = LoopConfig(state_dir=tmp_path / "state", **config)
+    service = Service(
+        cfg,
+        lambda: ActiveLearner(budget=0.1, seed=0),
+        group=broker.source([cfg.topic_instances, cfg.topic_labels], group_id="g"),
+        log_source=broker.source([cfg.topic_training, cfg.topic_label_requests]),
+        sink=broker.sink(),
+        metrics=Metrics(),
+    )
+    service.start()
+    return broker, service
+
+
+def produce_instances(broker, n, start=0):
+    truth = {}
+    for i, (x, y) in enumerate(list(datasets.Phishing())[start:start + n], start):
+        broker.append("streamal.instances", orjson.dumps({"id": f"i{i}", "features": x}), f"i{i}")
+        truth[f"i{i}"] = str(y)  # a label is a string or a number, not a bool
+    return truth
+
+
+def answer(broker, truth, already=()):
+    answered = set(already)
+    for r in broker.records("streamal.label-requests"):
+        req = orjson.loads(r.value)
+        if req["id"] not in answered:
+            broker.append("streamal.labels", orjson.dumps({"id": req["id"], "label": truth[req["id"]]}), req["id"])
+            answered.add(req["id"])
+    return answered
+
+
+def drain(service, steps=20):
+    for _ in range(steps):
+        service.step(0)
+
+
+def value(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels or None)
+
+
+def test_stream_loop_asks_at_budget_joins_labels_and_learns(tmp_path):
+    broker, service = make(tmp_path)
+    truth = produce_instances(broker, 1000)
+    drain(service)
+    requests = [orjson.loads(r.value) for r in broker.records("streamal.label-requests")]
+    assert 0.09 * 1000 <= len(requests) <= 0.105 * 1000 + 5
+    req = requests[0]
+    assert set(req) >= {"id", "features", "score", "strategy", "threshold", "prediction", "model_version",
+                        "mode", "requested_at"}
+    assert req["mode"] == "stream" and 0 <= req["score"] <= 1
+    # Keys are instance ids: the request lands on the instance's partition number.
+    by_id = {r.key: r.partition for r in broker.records("streamal.instances")}
+    assert all(by_id[r.key] == r.partition for r in broker.records("streamal.label-requests"))
+    answer(broker, truth)
+    drain(service)
+    training = [orjson.loads(r.value) for r in broker.records("streamal.training")]
+    assert len(training) == len(requests) and {t["source"] for t in training} == {"joined"}
+    assert service.learner.n_learned == len(requests)
+    assert value(service.metrics, "streamal_labels_total", outcome="joined") == len(requests)
+    # Every instance and label offset is committed.
+    committed = broker.committed["g"]
+    for topic in ("streamal.instances", "streamal.labels"):
+        for p, part in enumerate(broker.topics[topic]):
+            assert committed.get((topic, p), 0) == len(part)
+
+
+def test_labels_of_every_kind(tmp_path):
+    broker, service = make(tmp_path, classes=("True", "False"))
+    truth = produce_instances(broker, 300)
+    drain(service)
+    asked = [orjson.loads(r.value)["id"] for r in broker.records("streamal.label-requests")]
+    first, second = asked[0], asked[1]
+    for raw, key in [
+        (orjson.dumps({"id": first, "label": truth[first]}), first),  # joined
+        (orjson.dumps({"id": first, "label": truth[first]}), first),  # duplicate
+        (orjson.dumps({"id": "never-asked", "label": "True"}), "never-asked"),  # orphaned
+        (orjson.dumps({"id": "u1", "label": "True", "features": {"a": 1.0}}), "u1"),  # unsolicited
+        (orjson.dumps({"id": second, "label": "purple"}), second),  # not in STREAMAL_CLASSES
+        (orjson.dumps({"id": second, "label": True}), second),  # wrong type: a bool is not a label
+        (orjson.dumps({"id": second, "label": truth[second]}), second),  # still joins
+    ]:
+        broker.append("streamal.labels", raw, key)
+    drain(service)
+    m = service.metrics
+    assert value(m, "streamal_labels_total", outcome="joined") == 2
+    assert value(m, "streamal_labels_total", outcome="duplicate") == 1
+    assert value(m, "streamal_labels_total", outcome="orphaned") == 1
+    assert value(m, "streamal_labels_total", outcome="unsolicited") == 1
+    dead = [orjson.loads(r.value)["reason"] for r in broker.records("streamal.dead-letter")]
+    assert sorted(dead) == ["bad_label", "unknown_class"]
+    assert service.learner.n_learned == 3
+
+
+BAD_INSTANCES = [
+    (b"{not json", "malformed_json"),
+    (b"[1, 2]", "not_an_object"),
+    (b'{"features": {"a": 1}}', "missing_id"),
+    (b'{"id": 7, "features": {"a": 1}}', "bad_id"),
+    (b'{"id": "x", "features": [1]}', "bad_features"),
+    (b'{"id": "x", "features": {"a": NaN}}', "malformed_json"),
+    (b'{"id": "x", "features": {"a": 1e400}}', "non_finite"),
+    (b"\xff\xfe", "invalid_utf8"),
+    (b"", "empty"),
+    (None, "empty"),
+    (b'{"id": "x", "features": {"a": "' + b"z" * 3000 + b'"}}', "too_large"),
+]
+
+
+def test_bad_instances_are_dead_lettered_and_good_ones_all_processed(tmp_path):
+    broker, service = make(tmp_path, partitions=1, max_message_bytes=2048, dead_letter_max_bytes=100)
+    good = 0
+    for i, (raw, _) in enumerate(BAD_INSTANCES):
+        broker.append("streamal.instances", orjson.dumps({"id": f"g{i}", "features": {"a": float(i)}}), f"g{i}")
+        broker.append("streamal.instances", raw, f"b{i}")
+        good += 1
+    drain(service)
+    dead = [orjson.loads(r.value) for r in broker.records("streamal.dead-letter")]
+    assert [d["reason"] for d in dead] == [reason for _, reason in BAD_INSTANCES]
+    assert all(d["source"]["topic"] == "streamal.instances" and d["raw_size"] >= 0 for d in dead)
+    big = dead[-1]
+    assert big["truncated"] and big["raw_size"] > 3000
+    assert value(service.metrics, "streamal_instances_total") == good
+    assert broker.committed["g"][("streamal.instances", 0)] == 2 * len(BAD_INSTANCES)
+
+
+def test_restart_restores_model_and_pending_requests(tmp_path):
+    broker, service = make(tmp_path)
+    truth = produce_instances(broker, 600)
+    drain(service)
+    answered = answer(broker, truth)
+    drain(service)
+    service.checkpoint()
+    learned = service.learner.n_learned
+    more = produce_instances(broker, 400, start=600)
+    truth |= more
+    drain(service)  # new requests after the checkpoint
+    outstanding = set(service.pending.ids())
+    assert outstanding
+    # A new process on the same state directory and broker.
+    _, again = make(tmp_path, broker=broker)
+    assert again.learner.n_learned >= learned
+    assert outstanding <= set(again.pending.ids())  # rebuilt from the label-requests topic
+    answer(broker, truth, answered)
+    drain(again)
+    assert again.learner.n_learned == len(broker.records("streamal.training"))
+    assert value(again.metrics, "streamal_labels_total", outcome="orphaned") in (None, 0.0)
+
+
+def test_pool_mode_requests_ranked_batches(tmp_path):
+    broker, service = make(tmp_path, mode="pool", pool_size=200, pool_seconds=3600)
+    produce_instances(broker, 1000)
+    drain(service)
+    requests = [orjson.loads(r.value) for r in broker.records("streamal.label-requests")]
+    assert len(requests) == 100  # 10 % of 5 windows of 200
+    batches = {}
+    for r in requests:
+        assert r["mode"] == "pool"
+        batches.setdefault(r["batch_id"], []).append(r["rank"])
+    assert len(batches) == 5 and all(sorted(v) == list(range(20)) for v in batches.values())
+
+
+def test_checkpoint_survives_a_torn_write(tmp_path):
+    broker, service = make(tmp_path)
+    produce_instances(broker, 200)
+    drain(service)
+    good = service.checkpoint()
+    torn = service.checkpoint()
+    model_file = tmp_path / "state" / orjson.loads(torn.read_bytes())["model_file"]
+    model_file.write_bytes(model_file.read_bytes()[:10])  # a crash mid-write of the newest
+    from streamal.service.checkpoint import load_latest
+
+    assert load_latest(tmp_path / "state").seq == orjson.loads(good.read_bytes())["seq"]
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_decisions_same_one_by_one_and_in_polls(tmp_path, n):
+    """Polls of any size give the decisions of one-by-one asking (no labels arrive in between)."""
+    broker, service = make(tmp_path, partitions=1, poll_max_records=n)
+    produce_instances(broker, 300)
+    drain(service, steps=400)
+    asked = [orjson.loads(r.value)["id"] for r in broker.records("streamal.label-requests")]
+    al = ActiveLearner(budget=0.1, seed=0)
+    expected = [f"i{i}" for i, (x, _) in enumerate(list(datasets.Phishing())[:300]) if al.ask(x).query]
+    assert asked == expected

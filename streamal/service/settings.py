@@ -39,6 +39,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from streamal.core.budget import budget_managers
+from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL, DEFAULT_STRATEGY
+from streamal.core.models import models
+from streamal.core.strategies import strategies
 from streamal.service.errors import SettingsError
 
 __all__ = ["ENV_PREFIX", "CONFIG_FILE_ENV", "Settings", "SettingsError", "env_name", "load_settings"]
@@ -107,9 +111,9 @@ class Settings(BaseSettings):
     task: Literal["classification", "regression"] = "classification"
     classes: CommaList | None = None
     text_features: CommaList = ()
-    model: Annotated[str, Field(min_length=1)] = "logistic_regression"
-    strategy: Annotated[str, Field(min_length=1)] = "margin"
-    budget_manager: Annotated[str, Field(min_length=1)] = "variable_uncertainty"
+    model: Annotated[str, Field(min_length=1)] = DEFAULT_MODEL
+    strategy: Annotated[str, Field(min_length=1)] = DEFAULT_STRATEGY
+    budget_manager: Annotated[str, Field(min_length=1)] = DEFAULT_BUDGET_MANAGER
     budget: float = 0.05
     labels_per_hour: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     pool_size: Annotated[int, Field(ge=1)] = 1000
@@ -158,6 +162,27 @@ class Settings(BaseSettings):
     def _check_topic(cls, value: str) -> str:
         if not _TOPIC_NAME.match(value) or value in (".", ".."):
             raise ValueError("must be a Kafka topic name: 1-249 characters of [A-Za-z0-9._-]")
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, value: str) -> str:
+        if value not in strategies:
+            raise ValueError(f"must be one of {', '.join(strategies.names())}")
+        return value
+
+    @field_validator("budget_manager")
+    @classmethod
+    def _check_budget_manager(cls, value: str) -> str:
+        if value not in budget_managers:
+            raise ValueError(f"must be one of {', '.join(budget_managers.names())}")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if ":" not in value and value not in models:
+            raise ValueError(f"must be one of {', '.join(models.names())}, or module:factory")
         return value
 
     @field_validator("budget")

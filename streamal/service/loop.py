@@ -151,6 +151,8 @@ class Service:
         self._pool_carry = 0.0
         self._batches = 0
         self._held: dict[Partition, int] = {}  # instance offsets to commit once their window is decided
+        #: Called after every step (the metrics port's liveness heartbeat).
+        self.on_step: Callable[[], None] | None = None
         self.metrics.budget.set(self.learner.budget)
 
     # -- start-up ------------------------------------------------------------
@@ -211,6 +213,8 @@ class Service:
         self._flush_and_commit(commit)
         self.read_log(timeout_s=0.0)
         self._housekeeping()
+        if self.on_step is not None:
+            self.on_step()
         return len(records)
 
     def _flush_and_commit(self, commit: dict[Partition, int]) -> None:

@@ -1,0 +1,91 @@
+"""``streamal serve`` and ``streamal check``: the service wired to Kafka from the settings."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from streamal.core.learner import ActiveLearner
+from streamal.service import kafka
+from streamal.service.errors import SettingsError
+from streamal.service.http import Heartbeat, serve_http
+from streamal.service.loop import LoopConfig, Service
+from streamal.service.metrics import Metrics
+from streamal.service.settings import Settings
+
+log = logging.getLogger("streamal.serve")
+
+
+def learner_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    """A function making the learner the settings describe; checked once now, naming the setting."""
+
+    def make() -> ActiveLearner:
+        return ActiveLearner(
+            model=settings.model, strategy=settings.strategy, budget_manager=settings.budget_manager,
+            budget=settings.budget, task=settings.task, text_features=settings.text_features, seed=settings.seed,
+        )
+
+    try:
+        make()
+    except (ValueError, TypeError, ImportError) as exc:
+        setting = "STREAMAL_MODEL" if "model" in str(exc) else "STREAMAL_STRATEGY"
+        raise SettingsError(f"{setting}: {exc}") from None
+    return make
+
+
+def check(settings: Settings) -> dict[str, int]:
+    """Validate the settings and the topic layout without serving; the partition counts."""
+    learner_factory(settings)
+    if not kafka.broker_answers(settings.bootstrap_servers, **settings.kafka_security_kwargs()):
+        raise SettingsError(f"STREAMAL_BOOTSTRAP_SERVERS: no Kafka broker answers at {settings.bootstrap_servers}")
+    layout = kafka.partition_counts(settings)
+    kafka.check_copartitioning(settings, layout)
+    return {k: v for k, v in layout.items() if v is not None}
+
+
+def build(settings: Settings, metrics: Metrics | None = None) -> Service:
+    """Topics checked (and created), clients connected, checkpoint loaded: a service ready to step."""
+    make = learner_factory(settings)
+    if settings.create_topics:
+        kafka.ensure_topics(settings)
+    kafka.check_copartitioning(settings)
+    holder: dict[str, Service] = {}
+
+    def on_revoke(partitions: set[Any]) -> None:  # decide a buffered window before it moves away
+        if "service" in holder and settings.mode == "pool":
+            holder["service"].flush_pool()
+
+    group = kafka.group_consumer(settings, [settings.topic_instances, settings.topic_labels], on_revoke=on_revoke)
+    log_source = kafka.reader(settings, [settings.topic_training, settings.topic_label_requests])
+    service = Service(LoopConfig.from_settings(settings), make, group, log_source, kafka.producer(settings),
+                      metrics=metrics or Metrics(), strategy_name=settings.strategy)
+    holder["service"] = service
+    service.start()
+    return service
+
+
+def serve(settings: Settings, *, max_instances: int | None = None, timeout_s: float | None = None,
+          stop: threading.Event | None = None, metrics: Metrics | None = None) -> Service:
+    """Run the service until SIGTERM/SIGINT, ``stop``, ``max_instances`` or ``timeout_s``."""
+    metrics = metrics or Metrics()
+    heartbeat = Heartbeat()
+    holder: dict[str, Service] = {}
+    server = serve_http(settings.metrics_port, metrics.registry, heartbeat,
+                        lambda: "service" in holder and holder["service"].ready)
+    log.info("metrics on http://localhost:%d/metrics", server.server_port)
+    log.info("settings: %s", settings.masked())
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    service = build(settings, metrics)
+    holder["service"] = service
+    service.on_step = heartbeat.beat
+    try:
+        service.run(stop=stop.is_set, max_instances=max_instances, timeout_s=timeout_s)
+    finally:
+        service.close()
+        server.shutdown()
+    return service

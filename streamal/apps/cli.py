@@ -201,12 +201,13 @@ def produce(source: str, target: str | None, rate: float | None, limit: int | No
               help="Seconds between a request and its answer.")
 @click.option("--error-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of answers with a wrong label.")
+@click.option("--limit", type=click.IntRange(1), help="Know only the first N instances (as produce --limit).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
 @config_option
 @bootstrap_option
-def oracle(source: str, target: str | None, delay_s: float, error_rate: float, seed: int, timeout_s: float | None,
-           config_file: str | None, bootstrap_servers: str | None) -> None:
+def oracle(source: str, target: str | None, delay_s: float, error_rate: float, limit: int | None, seed: int,
+           timeout_s: float | None, config_file: str | None, bootstrap_servers: str | None) -> None:
     """A simulated annotator: answer label requests from SOURCE's ground truth."""
     import time
 
@@ -214,7 +215,7 @@ def oracle(source: str, target: str | None, delay_s: float, error_rate: float, s
     from streamal.service.errors import StreamalError
 
     settings = _settings(config_file, bootstrap_servers=bootstrap_servers)
-    dataset = _dataset(source, target, None, seed)
+    dataset = _dataset(source, target, limit, seed)
     deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
         annotator = Oracle(settings, dataset, delay_s=delay_s, error_rate=error_rate, seed=seed)

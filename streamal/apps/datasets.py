@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import itertools
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 import orjson
 from river import datasets as _rd
+from river.datasets import synth
 from river.datasets import base as river_base
 
 Example = tuple[dict[str, Any], Any]
@@ -65,10 +67,20 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
+#: River generators by name: endless streams, cut to ``--limit`` (default 20,000).
+SYNTHETIC = {
+    "sea": lambda seed: synth.SEA(seed=seed, noise=0.1),
+    "agrawal": lambda seed: synth.Agrawal(seed=seed, perturbation=0.05),
+    "hyperplane": lambda seed: synth.Hyperplane(seed=seed, n_features=10, n_drift_features=5, mag_change=0.001),
+    "led": lambda seed: synth.LED(seed=seed, noise_percentage=0.1, irrelevant_features=True),
+}
+SYNTHETIC_LENGTH = 20_000
+
+
 def bundled_names() -> list[str]:
     """Names accepted by :func:`load` besides file paths."""
     names = [n for n, cls in _bundled().items() if _task_of(cls()) is not None]
-    return sorted([*names, "tickets"])
+    return sorted([*names, "tickets", *SYNTHETIC])
 
 
 def _task_of(ds: Any) -> str | None:
@@ -92,7 +104,7 @@ def load(source: str, *, target: str | None = None, limit: int | None = None,
         reader = read_csv if path.suffix.lower() == ".csv" else read_jsonl
         ds = reader(path, target=target, text_features=text_features)
     else:
-        ds = _load_bundled(source, seed=seed)
+        ds = _load_bundled(source, seed=seed, limit=limit)
     if limit is not None:
         ds.examples = ds.examples[:limit]
         if ds.ids is not None:
@@ -102,10 +114,13 @@ def load(source: str, *, target: str | None = None, limit: int | None = None,
     return ds
 
 
-def _load_bundled(name: str, seed: int) -> Dataset:
+def _load_bundled(name: str, seed: int, limit: int | None = None) -> Dataset:
     key = name.lower().replace("-", "_")
     if key == "tickets":
         return Dataset("tickets", list(tickets(seed=seed)), "classification")
+    if key in SYNTHETIC:
+        stream = itertools.islice(SYNTHETIC[key](seed), limit or SYNTHETIC_LENGTH)
+        return Dataset(key, [(dict(x), y) for x, y in stream], "classification")
     cls = _bundled().get(key)
     if cls is None:
         raise DataError(

@@ -145,3 +145,17 @@ def test_randomised_variable_uncertainty_holds_the_budget():
     scores = [rng.random() ** 2 for _ in range(N)]
     asked = run(budget_managers.create("variable_uncertainty", budget=0.05, randomize=1.0, seed=2), scores)
     assert abs(sum(asked) / N / 0.05 - 1) <= 0.05
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_a_new_budget_is_followed_from_then_on(name):
+    """Annotator capacity changes the budget while serving: the rate follows it."""
+    rng = random.Random(3)
+    manager = budget_managers.create(name, budget=0.05, seed=1)
+    first = run(manager, [rng.random() for _ in range(10_000)])
+    manager.set_budget(0.2)
+    second = run(manager, [rng.random() for _ in range(10_000)])
+    assert abs(sum(first) / 10_000 - 0.05) < 0.005
+    assert abs(sum(second[2000:]) / 8_000 - 0.2) < 0.01
+    with pytest.raises(ValueError, match="budget must be in"):
+        manager.set_budget(0.0)

@@ -78,6 +78,11 @@ class BudgetManager:
         self._jitter = self._rng.random() * JITTER
         return query
 
+    def set_budget(self, budget: float) -> None:
+        """Aim at a new budget from now on (see :meth:`BudgetGuard.set_budget`)."""
+        self.guard.set_budget(budget)
+        self.budget = budget
+
     @property
     def rate(self) -> float:
         """Realised label rate so far."""

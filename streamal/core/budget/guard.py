@@ -52,13 +52,9 @@ class BudgetGuard:
             raise ValueError(f"window must be ≥ 1, got {window}")
         if tolerance < 0.0:
             raise ValueError(f"tolerance must be ≥ 0, got {tolerance}")
-        self.budget = budget
         self.window = window
         self.tolerance = tolerance
-        self._cap = max(1, math.floor((1.0 + tolerance) * budget * window + 1e-9))
-        self._credit = tolerance * budget * window
-        self._slack = max(1.0, 0.05 * budget * window)
-        self._react = max(1.0, 0.2 * budget * window)
+        self._set_limits(budget)
         self._ring = bytearray(window)
         self._pos = 0
         self._in_window = 0
@@ -66,6 +62,25 @@ class BudgetGuard:
         self._effective = budget
         self.n = 0
         self.asked = 0
+
+    def _set_limits(self, budget: float) -> None:
+        self.budget = budget
+        self._cap = max(1, math.floor((1.0 + self.tolerance) * budget * self.window + 1e-9))
+        self._credit = self.tolerance * budget * self.window
+        self._slack = max(1.0, 0.05 * budget * self.window)
+        self._react = max(1.0, 0.2 * budget * self.window)
+
+    def set_budget(self, budget: float) -> None:
+        """Aim at a new budget from now on (annotator capacity changes it while serving).
+
+        The balance is kept, clipped to the new credit and slack, so a change
+        neither forgives an overspend nor turns an old deficit into a flood.
+        """
+        if not 0.0 < budget <= 1.0:
+            raise ValueError(f"budget must be in (0, 1], got {budget}")
+        self._set_limits(budget)
+        self._balance = min(max(self._balance, -self._slack), self._credit)
+        self._effective = self._effective_budget()
 
     def allows(self) -> bool:
         """Whether one more query now keeps both rules."""

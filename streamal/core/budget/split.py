@@ -53,6 +53,10 @@ class Split(BudgetManager):
     def threshold(self) -> float:
         return self._inner.threshold
 
+    def set_budget(self, budget: float) -> None:
+        super().set_budget(budget)
+        self._inner.set_budget(budget)
+
     def wants(self, score: float) -> bool:
         if self._arm < self.random_share:
             return self._coin < self.guard.effective_budget

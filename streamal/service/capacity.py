@@ -1,0 +1,69 @@
+"""Budgets as annotator capacity: labels per hour instead of a fraction.
+
+With ``STREAMAL_LABELS_PER_HOUR = L`` the budget follows what annotators can
+do: the fraction of instances to ask about is
+
+    b = clip((L / 3600) / λ · (1 − backlog / (L · horizon / 3600)), b_min, 1)
+
+where λ is the instance arrival rate (exponentially weighted, seconds of
+``half_life_s``), and ``backlog`` the outstanding requests of this replica:
+when the backlog reaches what annotators clear in ``horizon_s``, asking
+stops until they catch up, so streamal never floods a queue that people
+cannot keep up with. ``STREAMAL_BUDGET`` stays the ceiling.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Capacity:
+    """Turns labels per hour, arrivals and the backlog into a budget fraction.
+
+    >>> c = Capacity(labels_per_hour=360, ceiling=1.0)   # 0.1 label/s
+    >>> for t in range(60):
+    ...     c.observe(10, now=float(t))                   # 10 instances/s
+    >>> round(c.budget(backlog=0, now=60.0), 3)           # 0.1 / 10
+    0.01
+    >>> round(c.budget(backlog=180, now=60.0), 3)         # half of an hour's work waiting
+    0.005
+
+    """
+
+    def __init__(self, labels_per_hour: float, ceiling: float = 1.0, horizon_s: float = 3600.0,
+                 half_life_s: float = 60.0, floor: float = 1e-6) -> None:
+        if labels_per_hour <= 0 or not math.isfinite(labels_per_hour):
+            raise ValueError(f"labels_per_hour must be > 0, got {labels_per_hour}")
+        self.labels_per_hour = labels_per_hour
+        self.ceiling = ceiling
+        self.horizon_s = horizon_s
+        self.half_life_s = half_life_s
+        self.floor = floor
+        self._rate = 0.0  # instances per second
+        self._last: float | None = None
+        self._pending = 0
+
+    def observe(self, instances: int, now: float) -> None:
+        """``instances`` arrived since the previous call, which was at ``now − Δ``."""
+        if self._last is None:  # the clock starts now
+            self._last = now
+            return
+        dt = now - self._last
+        self._pending += instances
+        if dt <= 0:
+            return
+        weight = 1.0 - 0.5 ** (dt / self.half_life_s) if self._rate else 1.0  # the first interval sets it
+        self._rate += weight * (self._pending / dt - self._rate)
+        self._pending = 0
+        self._last = now
+
+    @property
+    def arrival_rate(self) -> float:
+        return self._rate
+
+    def budget(self, backlog: int, now: float) -> float:
+        per_second = self.labels_per_hour / 3600.0
+        room = max(0.0, 1.0 - backlog / (per_second * self.horizon_s))
+        if self._rate <= 0.0:
+            return self.ceiling
+        return min(self.ceiling, max(self.floor, per_second / self._rate * room))

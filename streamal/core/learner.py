@@ -6,6 +6,8 @@ import inspect
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+from river import drift
+
 from streamal.core.budget import BudgetManager, budget_managers
 from streamal.core.features import Featurizer
 from streamal.core.models import Task, build_model
@@ -104,6 +106,7 @@ class ActiveLearner:
         *,
         task: Task = "classification",
         text_features: Iterable[str] = (),
+        drift_boost: float = 0.0,
         seed: int = 0,
     ) -> None:
         if not (isinstance(budget, (int, float)) and 0.0 < budget <= 1.0):
@@ -116,6 +119,7 @@ class ActiveLearner:
         self.budget = budget
         self.task = task
         self.text_features = tuple(text_features)
+        self.drift_boost = drift_boost
         self.seed = seed
 
         self._model, scaled = build_model(model, task)
@@ -131,6 +135,14 @@ class ActiveLearner:
         self._classifier = task == "classification"
         self._classes: set[Hashable] = set()
         self.n_learned = 0
+        # ADWIN on the prequential 0/1 error of labeled examples (predicted
+        # before they are learned): a detection is counted (``drifts``), and
+        # with ``drift_boost = f`` the guard grants f · budget · window extra
+        # labels to spend soon. Off by default: on the benchmark streams it
+        # moved mean accuracy by ≤ 0.13 points while raising the label rate
+        # (f = 0.5 at 10 %: 77.66 vs 77.53 %, up to 6 % over budget).
+        self._drift = drift.ADWIN()
+        self.drifts = 0
 
     # -- prediction ------------------------------------------------------
     def predict_proba_one(self, x: Mapping[str, Any]) -> dict[Hashable, float]:
@@ -188,6 +200,13 @@ class ActiveLearner:
         twice there, a negligible tilt at any budget).
         """
         z = self._features.learn_transform(x)
+        if self._classifier and not self.cold:
+            self._drift.update(float(self._predict(z)[0] != y))
+            if self._drift.drift_detected:
+                self.drifts += 1
+                if self.drift_boost:
+                    guard = self._budget.guard
+                    guard.grant(self.drift_boost * guard.budget * guard.window)
         self._model.learn_one(z, y)
         self._strategy.learn_one(z, y)
         if self._classifier:

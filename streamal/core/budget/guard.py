@@ -82,6 +82,15 @@ class BudgetGuard:
         self._balance = min(max(self._balance, -self._slack), self._credit)
         self._effective = self._effective_budget()
 
+    def grant(self, labels: float) -> None:
+        """Credit ``labels`` extra labels to spend soon (after a drift detection).
+
+        The credit raises the effective budget like a deficit does and is
+        spent within the window rule; it is capped by the credit limit.
+        """
+        self._balance = min(self._balance + labels, self._credit)
+        self._effective = self._effective_budget()
+
     def allows(self) -> bool:
         """Whether one more query now keeps both rules."""
         in_window = self._in_window - self._ring[self._pos]  # the oldest falls out

@@ -1,0 +1,602 @@
+"""Throughput, label→model latency and memory of ``streamal serve`` on a real broker.
+
+All in one run, on a Tansu broker this script starts (or ``--bootstrap``):
+
+1. baseline: a bare kafka-python consume→produce pipe drains a pre-filled
+   instances topic, forwards every 20th record (the 5 % a budget of 0.05
+   asks for) to another topic, flushes and commits every 1,000 records;
+2. streamal: ``serve``'s Service (``streamal.apps.serve.build``, default
+   model / strategy / budget manager, ``--budget``) drains the same topic in
+   a consumer group of its own: validate, decide, produce label requests,
+   flush, commit, read its log back. Both sides use streamal's client
+   settings (tuned fetches, ``acks=all``, ``linger_ms=5``) and polls of 500
+   records, and are timed from the first non-empty poll to the last commit,
+   so group joins are not timed; ratio = streamal ÷ baseline;
+3. label→model latency: with the service running in a thread, labels for
+   outstanding requests are produced at ``--label-rate`` per second; per
+   label, the time from the broker's acknowledgement (and from the label
+   record's timestamp, what ``streamal_label_to_model_seconds`` measures)
+   until the service's model has learned it, observed by wrapping the
+   service's learn step from outside;
+4. memory: a fresh process builds a Service, then reads ``--pending`` label
+   requests (10 numeric features each, as the service writes them) from its
+   label-requests topic, as a restarted replica does; resident memory
+   (VmRSS) before and after, in that process.
+
+Instances are ``{"id", "features"}`` JSON (about 270 bytes) from River's
+``Hyperplane(seed=42, n_features=10)`` (``--stream sea`` or any bundled
+dataset name of ``streamal simulate``, cycled, also work).
+``--profile`` adds a cProfile pass of a Service step loop over the same
+topic and prints where serve spends its time per instance.
+
+    python benchmarks/serve_throughput.py [--n 50000] [--budget 0.05] [--profile]
+    python benchmarks/serve_throughput.py --bootstrap HOST:PORT   # topics bench-<run>.* are left there
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import importlib
+import itertools
+import json
+import pstats
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from kafka.admin import NewTopic  # noqa: E402
+from kafka.structs import OffsetAndMetadata  # noqa: E402
+
+from streamal.apps import serve  # noqa: E402
+from streamal.service import kafka  # noqa: E402
+from streamal.service.messages import LabelRequest, Prediction, encode  # noqa: E402
+from streamal.service.metrics import Metrics  # noqa: E402
+from streamal.service.settings import Settings, load_settings  # noqa: E402
+
+#: Apache Kafka's smallest accepted session timeout; Tansu answers a JoinGroup after half of it.
+SESSION_TIMEOUT_MS = 6000
+POLL_RECORDS = 500  # the Service's poll size (LoopConfig.poll_max_records)
+BASELINE_COMMIT_EVERY = 1000
+PHASE_TIMEOUT_S = 600.0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+class Progress:
+    """Progress of a long phase on stderr: one redrawn line on a terminal, a line every 5 s otherwise."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total = label, total
+        self.started = self._shown = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._shown >= (0.5 if self.tty else 5.0):
+            self._shown = now
+            rate = done / max(now - self.started, 1e-9)
+            line = f"  {self.label}: {done:,}/{self.total:,} ({rate:,.0f}/s)"
+            sys.stderr.write(f"\r{line}   " if self.tty else f"{line}\n")
+            sys.stderr.flush()
+
+    def done(self, done: int) -> None:
+        self.update(done, force=True)
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def rss_mb() -> tuple[float, float]:
+    """(VmRSS, VmHWM) of this process in MB (MiB)."""
+    values = {}
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    values[key] = int(rest.split()[0]) / 1024
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return peak, peak
+    return values["VmRSS"], values["VmHWM"]
+
+
+def settings_for(bootstrap: str, run: str, state_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "group_id": f"{run}-serve",
+        "topic_instances": f"{run}.instances",
+        "topic_label_requests": f"{run}.label-requests",
+        "topic_labels": f"{run}.labels",
+        "topic_training": f"{run}.training",
+        "topic_dead_letter": f"{run}.dead-letter",
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "state_dir": state_dir,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def examples(stream: str, seed: int = 42) -> Iterator[tuple[dict[str, Any], Any]]:
+    """An endless stream of (features, label) with string feature names."""
+    from river.datasets import synth
+
+    if stream == "hyperplane":
+        source: Any = synth.Hyperplane(seed=seed, n_features=10)
+    elif stream == "sea":
+        source = synth.SEA(seed=seed)
+    else:
+        from streamal.apps.datasets import load
+
+        source = itertools.cycle(load(stream).examples)
+    for x, y in source:
+        features = {str(k): v for k, v in x.items() if v is not None and not isinstance(v, (dict, list))}
+        yield features, (str(y) if isinstance(y, bool) or not isinstance(y, (int, float, str)) else y)
+
+
+def instance_messages(stream: str, n: int) -> tuple[list[tuple[bytes, bytes]], dict[str, Any]]:
+    """``n`` (key, value) instance records and the ground truth by id."""
+    records, truth = [], {}
+    for i, (x, y) in enumerate(itertools.islice(examples(stream), n)):
+        ident = f"{stream}-{i}"
+        records.append((ident.encode(), orjson.dumps({"id": ident, "features": x})))
+        truth[ident] = y
+    return records, truth
+
+
+def fill(settings: Settings, topic: str, records: list[tuple[bytes, bytes]], label: str) -> float:
+    """Produce ``records`` and wait for every acknowledgement; records per second."""
+    sink = kafka.producer(settings)
+    progress = Progress(label, len(records))
+    started = time.perf_counter()
+    try:
+        for i, (key, value) in enumerate(records, 1):
+            sink.send(topic, value, key=key)
+            if i % 5000 == 0:
+                sink.flush()
+                progress.update(i)
+        sink.flush()
+    finally:
+        sink.close()
+    progress.done(len(records))
+    return len(records) / (time.perf_counter() - started)
+
+
+class FirstPoll:
+    """Wraps a Service's group source from outside: notes when the first records arrived."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.first: float | None = None
+
+    def poll(self, timeout_s: float = 1.0, max_records: int | None = None) -> list[Any]:
+        records = self.source.poll(timeout_s, max_records)
+        if records and self.first is None:
+            self.first = time.perf_counter()
+        return records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)
+
+
+def deadline_check(deadline: float, what: str) -> None:
+    if time.monotonic() > deadline:
+        raise SystemExit(f"{what} did not finish within {PHASE_TIMEOUT_S:g} s")
+
+
+# ----------------------------------------------------------------------------- phase 1: baseline
+
+
+def baseline(settings: Settings, n: int, budget: float) -> float:
+    """A bare kafka-python consume→produce pipe: instances per second."""
+    every = max(1, round(1 / budget))
+    consumer = KafkaConsumer(**kafka.consumer_config(settings, group_id=f"{settings.group_id}-baseline"))
+    consumer.subscribe([settings.topic_instances])
+    producer = KafkaProducer(**kafka.producer_config(settings))
+    out = f"{settings.topic_instances}.baseline-out"
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list, **settings.kafka_security_kwargs())
+    try:
+        admin.create_topics([NewTopic(out, 1, -1)])
+    finally:
+        admin.close()
+    seen = forwarded = 0
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    first: float | None = None
+    progress = Progress("baseline pipe", n)
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    try:
+        while seen < n:
+            batches = consumer.poll(timeout_ms=200, max_records=POLL_RECORDS)
+            if batches and first is None:
+                first = time.perf_counter()
+            for tp, records in batches.items():
+                for r in records:
+                    seen += 1
+                    if seen % every == 0:
+                        producer.send(out, value=r.value, key=r.key)
+                        forwarded += 1
+                    offsets[tp] = OffsetAndMetadata(r.offset + 1, "", -1)
+                    if seen % BASELINE_COMMIT_EVERY == 0:
+                        producer.flush()
+                        consumer.commit(offsets)
+            progress.update(seen)
+            deadline_check(deadline, "the baseline pipe")
+        producer.flush()
+        consumer.commit(offsets)
+        elapsed = time.perf_counter() - (first or 0.0)
+    finally:
+        producer.close()
+        consumer.close(autocommit=False)
+    progress.done(seen)
+    return n / elapsed
+
+
+# ----------------------------------------------------------------------------- phase 2: the service
+
+
+def total(metrics: Metrics, name: str) -> float:
+    return sum(s.value for m in metrics.registry.collect() for s in m.samples if s.name == name)
+
+
+def drain(service: Any, metrics: Metrics, n: int, label: str) -> float:
+    """Step the service until it decided ``n`` instances; seconds from its first records to the last commit."""
+    probe = FirstPoll(service.group)
+    service.group = probe
+    progress = Progress(label, n)
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    try:
+        decided = 0
+        while decided < n:
+            service.step()
+            decided = int(metrics.instances._value.get())  # as Service.run counts
+            progress.update(decided)
+            deadline_check(deadline, label)
+        ended = time.perf_counter()
+    finally:
+        service.group = probe.source
+    progress.done(decided)
+    assert probe.first is not None
+    return ended - probe.first
+
+
+# ----------------------------------------------------------------------------- phase 3: latency
+
+
+def label_latency(service: Any, settings: Settings, truth: dict[str, Any], count: int,
+                  rate: float) -> dict[str, Any]:
+    """Labels for outstanding requests at ``rate``/s; ack→learned and timestamp→learned, in seconds."""
+    ids = [i for i in list(service.pending.ids()) if i in truth][:count]
+    learned: dict[str, float] = {}
+    inner = service._learn  # wrapped from outside: when did the model learn which id
+
+    def timed_learn(record: Any) -> None:
+        inner(record)
+        try:
+            learned[orjson.loads(record.value)["id"]] = time.time()
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            pass
+
+    service._learn = timed_learn
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            service.run(stop=stop.is_set)
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="streamal-service", daemon=True)
+    thread.start()
+    time.sleep(1.0)  # let it settle into idle polling
+    producer = KafkaProducer(**kafka.producer_config(settings))
+    acked: dict[str, float] = {}
+    stamped: dict[str, float] = {}
+    progress = Progress("labels", len(ids))
+    started = time.monotonic()
+    try:
+        for i, ident in enumerate(ids):
+            pause = started + i / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            value = orjson.dumps({"id": ident, "label": truth[ident], "annotator": "benchmark"})
+            meta = producer.send(settings.topic_labels, value=value, key=ident.encode()).get(timeout=30)
+            acked[ident] = time.time()
+            stamped[ident] = meta.timestamp / 1000.0
+            progress.update(i + 1)
+            if failure:
+                raise failure[0]
+        wait_until = time.monotonic() + 30.0
+        while len(learned.keys() & acked.keys()) < len(acked) and time.monotonic() < wait_until and not failure:
+            time.sleep(0.05)
+    finally:
+        progress.done(len(acked))
+        producer.close()
+        stop.set()
+        thread.join(timeout=30)
+        service._learn = inner
+    if failure:
+        raise failure[0]
+    got = [i for i in acked if i in learned]
+    return {
+        "sent": len(acked),
+        "learned": len(got),
+        "from_ack": np.array([learned[i] - acked[i] for i in got]),
+        "from_timestamp": np.array([learned[i] - stamped[i] for i in got]),
+    }
+
+
+def histogram_quantile(metrics: Metrics, name: str, q: float) -> float | None:
+    """Upper bound of the bucket holding quantile ``q`` of a prometheus histogram."""
+    buckets = sorted(
+        (float(s.labels["le"]), s.value)
+        for m in metrics.registry.collect() for s in m.samples if s.name == f"{name}_bucket"
+    )
+    count = buckets[-1][1] if buckets else 0
+    if not count:
+        return None
+    return next(le for le, c in buckets if c >= q * count)
+
+
+# ----------------------------------------------------------------------------- phase 4: memory
+
+
+def label_request_messages(n: int, stream: str) -> list[tuple[bytes, bytes]]:
+    """``n`` label requests as the service writes them (encoded from its own contract)."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    out = []
+    for i, (x, _) in enumerate(itertools.islice(examples(stream, seed=7), n)):
+        ident = f"mem-{stream}-{i}"
+        request = LabelRequest(
+            id=ident, features=x, score=0.42, strategy="margin", threshold=0.4,
+            prediction=Prediction(label=1, proba={"0": 0.45, "1": 0.55}), model_version=100, mode="stream",
+            requested_at=now,
+        )
+        out.append((ident.encode(), encode(request)))
+    return out
+
+
+def memory(bootstrap: str, stream: str, pending: int, partitions: int) -> dict[str, Any]:
+    """Build a Service in a fresh process and fill it with ``pending`` requests from its log."""
+    run = f"bench-{uuid.uuid4().hex[:8]}-mem"
+    with tempfile.TemporaryDirectory(prefix="streamal-bench-") as state:
+        settings = settings_for(bootstrap, run, Path(state), partitions=partitions)
+        kafka.ensure_topics(settings)
+        messages = label_request_messages(pending, stream)
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--memory-child", bootstrap, run, state, str(pending), str(partitions)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            before = json.loads(child.stdout.readline())
+            fill(settings, settings.topic_label_requests, messages, "label requests for memory")
+            del messages
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            after = json.loads(child.stdout.readline())
+        finally:
+            child.stdin.close()
+            child.wait(timeout=60)
+    return {**after, "rss_before": before["rss"], "hwm_before": before["hwm"]}
+
+
+def memory_child(bootstrap: str, run: str, state: str, pending: int, partitions: int) -> None:
+    """The fresh process of :func:`memory`: a Service, RSS before and after its requests arrive."""
+    settings = settings_for(bootstrap, run, Path(state), partitions=partitions, pending_max=max(pending, 100_000))
+    service = serve.build(settings, Metrics())
+    deadline = time.monotonic() + 60
+    while not service.ready and time.monotonic() < deadline:  # joined, log read: a service at rest
+        service.step()
+    for _ in range(3):
+        service.step()
+    gc.collect()
+    rss, hwm = rss_mb()
+    print(json.dumps({"rss": rss, "hwm": hwm}), flush=True)
+    sys.stdin.readline()
+    progress = Progress("service reading them", pending)
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    while len(service.pending) < pending and time.monotonic() < deadline:
+        service.step()
+        progress.update(len(service.pending))
+    progress.done(len(service.pending))
+    gc.collect()
+    rss, hwm = rss_mb()
+    print(json.dumps({"rss": rss, "hwm": hwm, "pending": len(service.pending)}), flush=True)
+    for client in (service.group, service.log_source, service.sink):
+        client.close()
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+#: (row, function name, file suffix, caller name or None): cumulative time of the function
+#: (only of calls from that caller, when one is given).
+PROFILE_ROWS = [
+    ("poll instances (group)", "poll", "streamal/service/kafka.py", "step"),
+    ("parse + validate", "_validate", "streamal/service/loop.py", "step"),
+    ("ask (model + strategy + budget)", "ask", "streamal/core/learner.py", None),
+    ("label request build+send", "_request", "streamal/service/loop.py", None),
+    ("  of it: encode (pydantic)", "encode", "streamal/service/messages.py", "_request"),
+    ("  of it: producer.send", "send", "streamal/service/kafka.py", "_request"),
+    ("flush (wait for acks)", "flush", "streamal/service/kafka.py", "_flush_and_commit"),
+    ("commit", "commit", "streamal/service/kafka.py", "_flush_and_commit"),
+    ("read_log (own requests back)", "read_log", "streamal/service/loop.py", "step"),
+    ("housekeeping (+checkpoint)", "_housekeeping", "streamal/service/loop.py", "step"),
+]
+
+
+def profile(bootstrap: str, base: Settings, n: int, state: Path) -> None:
+    """cProfile of a Service step loop over the pre-filled instances topic (its own other topics)."""
+    run = f"{base.topic_instances.rsplit('.', 1)[0]}-prof"
+    settings = settings_for(
+        bootstrap, run, state / "profile", topic_instances=base.topic_instances, group_id=f"{run}-serve",
+        budget=base.budget, partitions=base.partitions,
+    )
+    metrics = Metrics()
+    service = serve.build(settings, metrics)
+    probe = FirstPoll(service.group)
+    service.group = probe
+    while probe.first is None:  # the group join and the first poll are not profiled
+        service.step()
+    service.group = probe.source
+    profiler = cProfile.Profile()
+    first = int(metrics.instances._value.get())
+    progress = Progress("profiled service", n)
+    started = time.perf_counter()
+    profiler.enable()
+    while metrics.instances._value.get() < n:
+        service.step()
+        progress.update(int(metrics.instances._value.get()))
+    profiler.disable()
+    wall = time.perf_counter() - started
+    progress.done(int(metrics.instances._value.get()))
+    service.close()
+    count = int(metrics.instances._value.get()) - first
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    print(f"\nwhere serve spends its time (cProfile of Service.step over {count:,} instances; "
+          f"{wall:.1f} s under the profiler, {count / wall:,.0f}/s):")
+    print(f"  {'part':34} {'s':>7} {'µs/inst':>8} {'share':>6}")
+    for row, name, suffix, caller in PROFILE_ROWS:
+        ct = 0.0
+        for (path, _, func), (_, _, _, cum, callers) in stats.items():
+            if func != name or not path.endswith(suffix):
+                continue
+            if caller is None:
+                ct += cum
+            else:
+                ct += sum(v[3] for (_, _, cf), v in callers.items() if cf == caller)
+        print(f"  {row:34} {ct:7.2f} {ct / count * 1e6:8.1f} {ct / wall:6.1%}")
+    print(f"  {'(all of Service.step)':34} {wall:7.2f} {wall / count * 1e6:8.1f} {1:6.1%}")
+    print("  top functions by own time:")
+    top = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:12]
+    for (path, line, func), (_, calls, tt, _, _) in top:
+        where = "/".join(Path(path).parts[-2:]) if path != "~" else "builtin"
+        print(f"    {tt:6.2f} s {tt / count * 1e6:7.1f} µs/inst {calls:>9,} calls  {func} ({where}:{line})")
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=50_000, help="instances pre-filled and drained by each side")
+    parser.add_argument("--budget", type=float, default=0.05)
+    parser.add_argument("--stream", default="hyperplane", help="hyperplane, sea, or a bundled dataset name")
+    parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--labels", type=int, default=200, help="labels produced for the latency phase")
+    parser.add_argument("--label-rate", type=float, default=20.0, help="labels per second in the latency phase")
+    parser.add_argument("--pending", type=int, default=100_000, help="pending requests in the memory phase")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting a local Tansu broker")
+    parser.add_argument("--profile", action="store_true", help="also profile a Service step loop")
+    parser.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        bootstrap, run, state, pending, partitions = args.memory_child
+        memory_child(bootstrap, run, state, int(pending), int(partitions))
+        return
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    broker = None
+    if args.bootstrap:
+        bootstrap = args.bootstrap
+    else:
+        from streamal.service.broker import LocalBroker
+
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its readiness probe logs refused connections
+        broker = LocalBroker().start()
+        bootstrap = broker.bootstrap
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    run = f"bench-{uuid.uuid4().hex[:8]}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="streamal-bench-") as state:
+            settings = settings_for(bootstrap, run, Path(state), budget=args.budget, partitions=args.partitions)
+            print(f"broker {bootstrap} ({'external' if args.bootstrap else 'local Tansu'}), topics {run}.*, "
+                  f"{args.partitions} partition(s)")
+            crc = getattr(importlib.import_module("kafka.record.util"), "_crc32c", None)
+            fast_crc = type(crc).__name__ == "builtin_function_or_method"
+            print("kafka-python CRC32C check of fetched batches: " + ("C (package crc32c)" if fast_crc else
+                  "pure Python (no package crc32c): it bounds consuming at ~30k records/s on this machine"))
+            print(f"serve: model={settings.model} strategy={settings.strategy} "
+                  f"budget_manager={settings.budget_manager} budget={settings.budget:g}")
+            kafka.ensure_topics(settings)
+            records, truth = instance_messages(args.stream, args.n)
+            size = sum(len(v) for _, v in records) / len(records)
+            print(f"stream {args.stream}: {args.n:,} instances, {size:.0f} bytes each on average")
+            fill_rate = fill(settings, settings.topic_instances, records, "pre-fill")
+            del records
+
+            base_rate = baseline(settings, args.n, args.budget)
+
+            metrics = Metrics()
+            service = serve.build(settings, metrics)
+            elapsed = drain(service, metrics, args.n, "streamal serve")
+            serve_rate = args.n / elapsed
+            requests = total(metrics, "streamal_label_requests_total")
+            rejected = total(metrics, "streamal_rejected_total")
+
+            lat = label_latency(service, settings, truth, args.labels, args.label_rate)
+            service.close()
+
+            mem = memory(bootstrap, args.stream, args.pending, args.partitions)
+
+            def pct(values: np.ndarray, q: float) -> str:
+                return f"{np.percentile(values, q) * 1000:.0f} ms" if len(values) else "n/a"
+
+            p50 = histogram_quantile(metrics, "streamal_label_to_model_seconds", 0.5)
+            p99 = histogram_quantile(metrics, "streamal_label_to_model_seconds", 0.99)
+            hist_n = total(metrics, "streamal_label_to_model_seconds_count")
+            hist_mean = total(metrics, "streamal_label_to_model_seconds_sum") / hist_n if hist_n else float("nan")
+            print()
+            print(f"{'figure':44} {'value':>22}  note")
+            rows = [
+                ("pre-fill (producer, acks=all)", f"{fill_rate:,.0f} inst/s", "not compared"),
+                ("baseline: kafka-python consume→produce", f"{base_rate:,.0f} inst/s",
+                 f"forwards 1 in {max(1, round(1 / args.budget))}, commit every {BASELINE_COMMIT_EVERY:,}"),
+                ("streamal serve (Service.step)", f"{serve_rate:,.0f} inst/s",
+                 f"{int(requests):,} requests ({requests / args.n:.2%}), {int(rejected)} rejected"),
+                ("ratio serve / baseline", f"{serve_rate / base_rate:.2f}", "target ≥ 0.5"),
+                ("label→model p50 / p99, from broker ack",
+                 f"{pct(lat['from_ack'], 50)} / {pct(lat['from_ack'], 99)}",
+                 f"{lat['learned']}/{lat['sent']} labels learned, {args.label_rate:g}/s"),
+                ("label→model p50 / p99, from label timestamp",
+                 f"{pct(lat['from_timestamp'], 50)} / {pct(lat['from_timestamp'], 99)}",
+                 "what the service's histogram measures"),
+                ("  service histogram: mean, p50 / p99 bucket",
+                 f"{hist_mean * 1000:.0f} ms, ≤{p50} / ≤{p99} s" if hist_n else "n/a",
+                 f"{int(hist_n)} observations"),
+                ("memory: RSS of a built Service", f"{mem['rss_before']:.0f} MB", "fresh process, no requests"),
+                (f"memory: RSS with {mem['pending']:,} pending", f"{mem['rss']:.0f} MB",
+                 f"peak {mem['hwm']:.0f} MB; target ≤ 250 MB"),
+                ("memory: added by the pending requests", f"{mem['rss'] - mem['rss_before']:.0f} MB",
+                 f"{(mem['rss'] - mem['rss_before']) * 2**20 / max(1, mem['pending']):,.0f} bytes each"),
+            ]
+            for name, value, note in rows:
+                print(f"{name:44} {value:>22}  {note}")
+            if args.profile:
+                profile(bootstrap, settings, args.n, Path(state))
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ from typing import Any
 
 from river import drift
 
+from streamal.core import batch
 from streamal.core.budget import BudgetManager, budget_managers
 from streamal.core.features import Featurizer
 from streamal.core.models import Task, build_model
@@ -175,21 +176,7 @@ class ActiveLearner:
 
     def ask(self, x: Mapping[str, Any]) -> Decision:
         """Decide whether to ask for the label of ``x``; updates the budget manager."""
-        z = self._features.learn_transform(x)
-        prediction, proba = self._predict(z)
-        budget = self._budget
-        threshold = budget.threshold
-        if self.cold:
-            score = 1.0
-            query = budget.guard.allows()
-            budget.guard.update(query)
-        else:
-            score = self._strategy.score_one(z, proba)
-            if not 0.0 <= score <= 1.0:  # NaN fails both comparisons
-                score = 1.0
-            query = budget.ask(score)
-        self._strategy.observe_one(z)
-        return Decision(query, score, threshold, prediction, proba)
+        return self._decide(self._features.learn_transform(x))
 
     def learn(self, x: Mapping[str, Any], y: Any) -> None:
         """Learn one labeled example (the only thing that changes the model).
@@ -212,6 +199,55 @@ class ActiveLearner:
         if self._classifier:
             self._classes.add(y)
         self.n_learned += 1
+
+    def ask_many(self, xs: Sequence[Mapping[str, Any]]) -> list[Decision]:
+        """``ask`` for each of ``xs`` in order, as if no label arrived in between.
+
+        Probabilities and uncertainty scores are computed for the whole batch
+        with numpy when the model and strategy allow (see
+        :mod:`streamal.core.batch`); feature statistics and the budget manager
+        still walk the instances in order, so the decisions are those of
+        one-by-one asking.
+        """
+        scorer = batch.SCORERS.get(getattr(self._strategy, "name", ""))
+        if not xs or not self._classifier or scorer is None or type(self._strategy).observe_one is not Strategy.observe_one:
+            return [self.ask(x) for x in xs]
+        zs = [self._features.learn_transform(x) for x in xs]
+        vectorised = batch.ovr_logistic_proba(self._model, zs)
+        if vectorised is None:
+            return [self._decide(z) for z in zs]
+        classes, p = vectorised
+        scores = scorer(p).tolist()
+        best = p.argmax(axis=1).tolist()
+        budget = self._budget
+        cold = self.cold
+        out = []
+        for i, score in enumerate(scores):
+            threshold = budget.threshold
+            if cold:
+                score = 1.0
+                query = budget.guard.allows()
+                budget.guard.update(query)
+            else:
+                query = budget.ask(score)
+            out.append(Decision(query, score, threshold, classes[best[i]], dict(zip(classes, p[i].tolist()))))
+        return out
+
+    def _decide(self, z: dict[str, float]) -> Decision:
+        prediction, proba = self._predict(z)
+        budget = self._budget
+        threshold = budget.threshold
+        if self.cold:
+            score = 1.0
+            query = budget.guard.allows()
+            budget.guard.update(query)
+        else:
+            score = self._strategy.score_one(z, proba)
+            if not 0.0 <= score <= 1.0:  # NaN fails both comparisons
+                score = 1.0
+            query = budget.ask(score)
+        self._strategy.observe_one(z)
+        return Decision(query, score, threshold, prediction, proba)
 
     # -- pool mode ---------------------------------------------------------
     def select(self, xs: Sequence[Mapping[str, Any]], k: int) -> list[int]:

@@ -1,0 +1,91 @@
+"""Scoring one poll of instances at once (DESIGN 5.2).
+
+Between two reads of the training topic the model does not change, so the
+instances of one poll can be predicted and scored together with numpy; only
+the label-free statistics and the budget manager walk them in order. The
+result is the decisions one-by-one asking gives (up to floating-point
+rounding of the probabilities, ~1e-16).
+
+Vectorised: one-vs-rest logistic regression (the default model) and the
+uncertainty strategies; any other model or strategy is asked one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from river import linear_model, multiclass
+
+
+def ovr_logistic_weights(model: Any) -> tuple[list[Hashable], dict[str, np.ndarray], np.ndarray] | None:
+    """Per-feature weight rows and intercepts of a River one-vs-rest logistic regression, or None."""
+    if not isinstance(model, multiclass.OneVsRestClassifier) or not isinstance(
+        model.classifier, linear_model.LogisticRegression
+    ):
+        return None
+    classes = list(model.classifiers)
+    if not classes:
+        return None
+    rows: dict[str, np.ndarray] = {}
+    k = len(classes)
+    for j, c in enumerate(classes):
+        for name, w in model.classifiers[c]._weights.items():
+            row = rows.get(name)
+            if row is None:
+                row = rows[name] = np.zeros(k)
+            row[j] = w
+    intercepts = np.array([model.classifiers[c].intercept for c in classes], dtype=float)
+    return classes, rows, intercepts
+
+
+def ovr_logistic_proba(model: Any, zs: Sequence[Mapping[str, float]]) -> tuple[list[Hashable], np.ndarray] | None:
+    """Class probabilities of every instance, as River's one-vs-rest logistic regression gives them.
+
+    Each class's sigmoid (0 below −30 and 1 above 30, as River clamps),
+    normalised to sum to one (uniform when all are 0).
+    """
+    weights = ovr_logistic_weights(model)
+    if weights is None:
+        return None
+    classes, rows, intercepts = weights
+    names = list(rows)  # features the model has no weight for contribute nothing
+    if names:
+        x = np.array([[z.get(n, 0.0) for n in names] for z in zs], dtype=float)
+        logits = x @ np.array([rows[n] for n in names]) + intercepts
+    else:
+        logits = np.tile(intercepts, (len(zs), 1))
+    with np.errstate(over="ignore"):
+        p = 1.0 / (1.0 + np.exp(-logits))
+    p[logits < -30.0] = 0.0
+    p[logits > 30.0] = 1.0
+    total = p.sum(axis=1, keepdims=True)
+    empty = total[:, 0] == 0.0
+    p[~empty] /= total[~empty]
+    p[empty] = 1.0 / len(classes)
+    return classes, p
+
+
+def margin_many(p: np.ndarray) -> np.ndarray:
+    """``1 − (p₁ − p₂)`` per row (rows already normalised)."""
+    if p.shape[1] == 1:
+        return np.zeros(len(p))
+    top = -np.partition(-p, 1, axis=1)[:, :2]
+    return np.clip(1.0 - (top[:, 0] - top[:, 1]), 0.0, 1.0)
+
+
+def least_confidence_many(p: np.ndarray) -> np.ndarray:
+    return np.clip(1.0 - p.max(axis=1), 0.0, 1.0)
+
+
+def entropy_many(p: np.ndarray) -> np.ndarray:
+    k = p.shape[1]
+    if k == 1:
+        return np.zeros(len(p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0.0, p * np.log(p), 0.0).sum(axis=1)
+    return np.clip(h / np.log(k), 0.0, 1.0)
+
+
+SCORERS = {"margin": margin_many, "least_confidence": least_confidence_many, "entropy": entropy_many}

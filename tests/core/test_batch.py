@@ -1,0 +1,58 @@
+"""One poll scored at once gives the decisions of one-by-one asking (DESIGN 5.2)."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+from river import datasets
+from river.datasets import synth
+
+from streamal import ActiveLearner
+from streamal.core import batch
+
+STREAMS = {
+    "phishing": lambda: list(datasets.Phishing()),
+    "image_segments (7 classes)": lambda: list(datasets.ImageSegments()),
+    "led (10 classes)": lambda: list(itertools.islice(synth.LED(seed=1, irrelevant_features=True), 3000)),
+}
+
+
+@pytest.mark.parametrize("stream", list(STREAMS))
+@pytest.mark.parametrize("strategy", ["margin", "entropy", "least_confidence", "committee", "random"])
+@pytest.mark.parametrize("size", [1, 37, 500])
+def test_batches_decide_as_one_by_one(stream, strategy, size):
+    data = STREAMS[stream]()
+    learner = ActiveLearner(strategy=strategy, budget=0.1, seed=2)
+    one, many = copy.deepcopy(learner), copy.deepcopy(learner)
+    xs = [x for x, _ in data]
+    expected, got = [], []
+    for start in range(0, len(xs), size):
+        chunk = xs[start:start + size]
+        expected += [one.ask(x) for x in chunk]
+        got += many.ask_many(chunk)
+        # Labels arrive between polls: both learners learn the same ones.
+        for i, d in enumerate(expected[start:], start):
+            if d.query:
+                one.learn(*data[i])
+                many.learn(*data[i])
+    assert [d.query for d in got] == [d.query for d in expected]
+    assert [d.prediction for d in got] == [d.prediction for d in expected]
+    assert max(abs(a.score - b.score) for a, b in zip(got, expected)) < 1e-12
+
+
+def test_vectorised_probabilities_match_river():
+    learner = ActiveLearner(seed=0)
+    data = list(datasets.ImageSegments())
+    for x, y in data[:500]:
+        learner.learn(x, y)
+    zs = [learner._features.transform_one(x) for x, _ in data[500:900]]
+    classes, p = batch.ovr_logistic_proba(learner._model, zs)
+    for z, row in zip(zs, p):
+        river = learner._model.predict_proba_one(z)
+        assert max(abs(river[c] - v) for c, v in zip(classes, row)) < 1e-12
+
+
+def test_other_models_fall_back_to_one_by_one():
+    assert batch.ovr_logistic_proba(ActiveLearner(model="hoeffding_tree")._model, [{"a": 1.0}]) is None

@@ -80,12 +80,15 @@ def serve(settings: Settings, *, max_instances: int | None = None, timeout_s: fl
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    service = build(settings, metrics)
-    holder["service"] = service
-    service.on_step = heartbeat.beat
     try:
-        service.run(stop=stop.is_set, max_instances=max_instances, timeout_s=timeout_s)
+        service = build(settings, metrics)
+        holder["service"] = service
+        service.on_step = heartbeat.beat
+        try:
+            service.run(stop=stop.is_set, max_instances=max_instances, timeout_s=timeout_s)
+        finally:
+            service.close()
     finally:
-        service.close()
         server.shutdown()
+        server.server_close()  # shutdown() only stops the thread: release the port too
     return service

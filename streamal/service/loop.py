@@ -19,6 +19,11 @@ outstanding request. One step:
 5. read the log source: learn every training record (the only place the model
    learns), note every label request (pending requests of the whole group).
 
+The group is first polled once the log has been read up to where it ended at
+start-up, so that a restarted replica knows every outstanding request before it
+takes a label; a label whose request is still unknown makes the step read the
+log to its end once more before the label counts as orphaned or unsolicited.
+
 Bad records never stop the loop: each goes to the dead-letter topic with the
 reason, or is counted and dropped (DESIGN section 3).
 """
@@ -50,6 +55,7 @@ from streamal.service.messages import (
     parse_label_request,
     parse_training_record,
 )
+from streamal.service.capacity import Capacity
 from streamal.service.metrics import Metrics
 from streamal.service.pending import PendingRequests
 from streamal.service.records import Delivered, Partition, Record
@@ -93,6 +99,8 @@ class LoopConfig:
     pending_max_age_s: float = 86_400.0
     checkpoint_every_s: float = 30.0
     poll_max_records: int = 500
+    lag_every_s: float = 5.0
+    labels_per_hour: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> LoopConfig:
@@ -151,6 +159,15 @@ class Service:
         self._pool_carry = 0.0
         self._batches = 0
         self._held: dict[Partition, int] = {}  # instance offsets to commit once their window is decided
+        self._caught_up = False  # the log was read to its end during this step
+        self._last_lag = 0.0
+        self._lag_labels: set[Partition] = set()
+        self._drifts_seen = 0
+        self._decided_since = 0
+        #: Annotator capacity (STREAMAL_LABELS_PER_HOUR): the budget follows it.
+        self.capacity: Capacity | None = (
+            Capacity(config.labels_per_hour, ceiling=self.learner.budget) if config.labels_per_hour else None
+        )
         #: Called after every step (the metrics port's liveness heartbeat).
         self.on_step: Callable[[], None] | None = None
         self.metrics.budget.set(self.learner.budget)
@@ -177,6 +194,13 @@ class Service:
     # -- one step ------------------------------------------------------------
     def step(self, timeout_s: float = 0.2) -> int:
         """Handle one poll of the group source; returns the number of records handled."""
+        if not self.replayed:  # no label is taken before the pending requests are rebuilt from the log
+            self.read_log(timeout_s)
+            if not self.replayed:
+                if self.on_step is not None:
+                    self.on_step()
+                return 0
+        self._caught_up = False
         limit = self.config.poll_max_records
         if self.config.mode == "pool":  # a poll never overfills the window
             limit = max(1, min(limit, self.config.pool_size - len(self._pool)))
@@ -206,6 +230,7 @@ class Service:
                     self._pool_started = self.clock()
             self.metrics.processing.observe((time.perf_counter() - started) / len(instances))
             self.metrics.instances.inc(len(instances))
+            self._decided_since += len(instances)
         if self.config.mode == "pool" and self._pool_due():
             self._decide_pool()
             commit.update(self._held)
@@ -251,6 +276,12 @@ class Service:
             return
         labeled_at = record.timestamp_ms / 1000.0 if record.timestamp_ms and record.timestamp_ms > 0 else self.clock()
         request = self.pending.join(label.id)
+        if request is None and not self.pending.was_joined(label.id) and not self._caught_up:
+            # Its request (or joined example) may be on the log but not read yet: after a
+            # rebalance, or when the broker's end offsets lag. Read the log to its end, once a step.
+            self._caught_up = True
+            self._catch_up_log()
+            request = self.pending.join(label.id)
         if request is not None:
             outcome, features, requested_at = "joined", request.features, request.requested_at_text
             self.metrics.label_delay.observe(max(0.0, labeled_at - request.requested_at))
@@ -276,8 +307,10 @@ class Service:
 
     # -- instances: stream mode --------------------------------------------------
     def _decide_stream(self, instances: Sequence[tuple[Record, Instance]]) -> None:
-        for _, instance in instances:
-            decision = self.learner.ask(instance.features)
+        # One poll is scored at once (same decisions as one by one: the model
+        # learns only from the training topic, read between polls).
+        decisions = self.learner.ask_many([instance.features for _, instance in instances])
+        for (_, instance), decision in zip(instances, decisions):
             if decision.query:
                 self._request(instance, decision.score, decision.threshold, decision.prediction,
                               decision.proba, mode="stream")
@@ -349,6 +382,12 @@ class Service:
         self.metrics.model_version.set(self.learner.n_learned)
         return total
 
+    def _catch_up_log(self, wait_s: float = 0.5, max_s: float = 10.0) -> None:
+        """Read the log until a poll of ``wait_s`` finds nothing more (at most ``max_s``)."""
+        deadline = time.monotonic() + max_s
+        while self.read_log(wait_s) and time.monotonic() < deadline:
+            pass
+
     def _learn(self, record: Record) -> None:
         try:
             example = parse_training_record(record.value, self.config.max_message_bytes)
@@ -377,6 +416,20 @@ class Service:
     # -- housekeeping ----------------------------------------------------------------
     def _housekeeping(self) -> None:
         now = self.clock()
+        if self.capacity is not None:
+            self.capacity.observe(self._decided_since, now)
+            self._decided_since = 0
+            budget = self.capacity.budget(len(self.pending), now)
+            if abs(budget - self.learner._budget.budget) > 1e-9:
+                self.learner._budget.set_budget(budget)
+            self.metrics.budget.set(budget)
+        if self.learner.drifts > self._drifts_seen:
+            self.metrics.drift.inc(self.learner.drifts - self._drifts_seen)
+            log.warning("drift detected in the error on labeled data (%d so far)", self.learner.drifts)
+            self._drifts_seen = self.learner.drifts
+        if now - self._last_lag >= self.config.lag_every_s:
+            self._update_lag()
+            self._last_lag = now
         expired = self.pending.expire(now)
         if expired:
             self.metrics.labels.labels("expired").inc(expired)
@@ -388,6 +441,24 @@ class Service:
         self.metrics.ready.set(1.0 if self.ready else 0.0)
         if now - self._last_checkpoint >= self.config.checkpoint_every_s:
             self.checkpoint()
+
+    def _update_lag(self) -> None:
+        """Records behind the end of each assigned partition (approximate on Tansu, whose ends lag)."""
+        assigned = self.group.assignment()
+        try:
+            ends = self.group.end_offsets(assigned)
+        except Exception as exc:  # a metric must never stop the loop
+            log.debug("end offsets unavailable: %s", exc)
+            return
+        for tp in self._lag_labels - assigned:
+            self.metrics.lag.remove(tp[0], str(tp[1]))
+        for (topic, partition), end in ends.items():
+            try:
+                position = self.group.position(topic, partition)
+            except Exception:
+                continue
+            self.metrics.lag.labels(topic, str(partition)).set(max(0, end - position))
+        self._lag_labels = set(assigned)
 
     @property
     def ready(self) -> bool:

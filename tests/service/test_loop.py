@@ -203,3 +203,39 @@ def test_decisions_same_one_by_one_and_in_polls(tmp_path, n):
     al = ActiveLearner(budget=0.1, seed=0)
     expected = [f"i{i}" for i, (x, _) in enumerate(list(datasets.Phishing())[:300]) if al.ask(x).query]
     assert asked == expected
+
+
+def test_budget_follows_annotator_capacity(tmp_path):
+    """STREAMAL_LABELS_PER_HOUR: 360 labels/h at 10 instances/s is a 1 % budget, then backlog slows it."""
+    now = [0.0]
+    broker = MemoryBroker()
+    for t in TOPICS:
+        broker.create(t, 1)
+    cfg = LoopConfig(state_dir=tmp_path / "state", poll_max_records=10, labels_per_hour=360.0)
+    service = Service(cfg, lambda: ActiveLearner(budget=0.5, seed=0),
+                      group=broker.source([cfg.topic_instances, cfg.topic_labels], group_id="g"),
+                      log_source=broker.source([cfg.topic_training, cfg.topic_label_requests]),
+                      sink=broker.sink(), metrics=Metrics(), clock=lambda: now[0])
+    service.start()
+    produce_instances(broker, 1250)
+    for _ in range(125):
+        service.step(0)
+        now[0] += 1.0
+    # 0.1 label/s ÷ 10 instances/s, less the share of an hour's work already waiting.
+    expected = 0.01 * (1 - len(service.pending) / 360)
+    assert service.learner._budget.budget == pytest.approx(expected, rel=0.05)
+    assert value(service.metrics, "streamal_budget_ratio") == pytest.approx(expected, rel=0.05)
+    # Unanswered requests pile up: with an hour of annotator work waiting, asking stops.
+    for i in range(360):
+        service.pending.add(f"waiting{i}", {}, now[0], "t")
+    service.step(0)
+    assert service.learner._budget.budget == pytest.approx(1e-6)
+
+
+def test_consumer_lag_is_measured(tmp_path):
+    broker, service = make(tmp_path, partitions=1, poll_max_records=100, lag_every_s=0.0)
+    produce_instances(broker, 300)
+    service.step(0)
+    assert value(service.metrics, "streamal_consumer_lag_records", topic="streamal.instances", partition="0") == 200
+    drain(service)
+    assert value(service.metrics, "streamal_consumer_lag_records", topic="streamal.instances", partition="0") == 0

@@ -406,6 +406,9 @@ class Service:
             self.metrics.learn_latency.observe(max(0.0, self.clock() - labeled_at))
 
     def _note_request(self, record: Record) -> None:
+        key = record.key.decode("utf-8", "replace") if record.key else None
+        if key is not None and (key in self.pending or self.pending.was_joined(key)):
+            return  # our own request read back, or one already answered: nothing to parse
         try:
             request = parse_label_request(record.value, self.config.max_message_bytes)
         except InvalidMessage:

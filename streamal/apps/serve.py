@@ -24,7 +24,8 @@ def learner_factory(settings: Settings):  # type: ignore[no-untyped-def]
     def make() -> ActiveLearner:
         return ActiveLearner(
             model=settings.model, strategy=settings.strategy, budget_manager=settings.budget_manager,
-            budget=settings.budget, task=settings.task, text_features=settings.text_features, seed=settings.seed,
+            budget=settings.budget, task=settings.task, text_features=settings.text_features,
+            drift_boost=settings.drift_boost, seed=settings.seed,
         )
 
     try:

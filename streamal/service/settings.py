@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     budget_manager: Annotated[str, Field(min_length=1)] = DEFAULT_BUDGET_MANAGER
     budget: float = 0.05
     labels_per_hour: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    drift_boost: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
     pool_size: Annotated[int, Field(ge=1)] = 1000
     pool_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
     seed: int = 0

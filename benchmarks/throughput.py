@@ -54,13 +54,18 @@ def entropy_sampler_run(stream, discount_factor: float) -> tuple[float, int]:
 
 
 def calibrate(stream, budget: float) -> float:
-    """Bisection on log(discount factor) for a realised rate near the budget."""
-    lo, hi = 0.01, 200.0
-    for _ in range(14):
+    """Bisection on log(discount factor) for a realised rate near the budget (as the anchors search)."""
+    lo, hi = 1e-6, 1e10
+    best, best_gap = 1.0, float("inf")
+    for _ in range(30):
         mid = (lo * hi) ** 0.5
         rate = entropy_sampler_run(stream, mid)[1] / len(stream)
+        if abs(rate - budget) < best_gap:
+            best, best_gap = mid, abs(rate - budget)
+        if abs(rate - budget) <= 0.05 * budget:
+            break
         lo, hi = (mid, hi) if rate > budget else (lo, mid)
-    return (lo * hi) ** 0.5
+    return best
 
 
 def streamal_run(stream, budget: float) -> tuple[float, int]:

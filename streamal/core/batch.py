@@ -12,6 +12,7 @@ uncertainty strategies; any other model or strategy is asked one by one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -19,11 +20,39 @@ import numpy as np
 from river import linear_model, multiclass
 
 
+def is_ovr_logistic(model: Any) -> bool:
+    """Whether ``model`` is River's one-vs-rest logistic regression (the default model)."""
+    return isinstance(model, multiclass.OneVsRestClassifier) and isinstance(
+        model.classifier, linear_model.LogisticRegression
+    )
+
+
+def ovr_logistic_predict_one(model: Any, z: Mapping[str, float]) -> tuple[Hashable | None, dict[Hashable, float]]:
+    """``model.predict_proba_one(z)`` for a one-vs-rest logistic regression, computed directly.
+
+    The same operations in the same order as River (``weights.dot(z) +
+    intercept``, its clamped sigmoid, normalisation by the sum), so the same
+    floats, without the two dictionaries per class River's wrappers build.
+    Returns the predicted class too (the first most probable, as ``max`` picks).
+    """
+    proba: dict[Hashable, float] = {}
+    total = 0.0
+    best, best_p = None, -1.0
+    for c, clf in model.classifiers.items():
+        logit = clf._weights.dot(z) + clf.intercept
+        p = 0.0 if logit < -30 else 1.0 if logit > 30 else 1.0 / (1.0 + math.exp(-logit))
+        proba[c] = p
+        total += p
+        if p > best_p:
+            best, best_p = c, p
+    if total:
+        return best, {c: p / total for c, p in proba.items()}
+    return best, {c: 1.0 / len(proba) for c in proba}
+
+
 def ovr_logistic_weights(model: Any) -> tuple[list[Hashable], dict[str, np.ndarray], np.ndarray] | None:
     """Per-feature weight rows and intercepts of a River one-vs-rest logistic regression, or None."""
-    if not isinstance(model, multiclass.OneVsRestClassifier) or not isinstance(
-        model.classifier, linear_model.LogisticRegression
-    ):
+    if not is_ovr_logistic(model):
         return None
     classes = list(model.classifiers)
     if not classes:

@@ -112,9 +112,10 @@ class Featurizer:
                     stats[k] = [1.0, v, 0.0]
                     out[k] = 0.0 if scale else v
                     continue
+                old = s[1]
                 n = s[0] + 1.0
-                mean = s[1] + (v - s[1]) / n
-                m2 = s[2] + (v - s[1]) * (v - mean)
+                mean = old + (v - old) / n
+                m2 = s[2] + (v - old) * (v - mean)
                 s[0] = n
                 s[1] = mean
                 s[2] = m2

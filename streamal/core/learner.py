@@ -132,8 +132,11 @@ class ActiveLearner:
                 f"use one of: {', '.join(n for n in strategies.names() if task in strategies._factories[n].tasks)}"
             )
         self._strategy.setup(self._model)
+        # Most strategies keep no label-free state: skip the no-op call per instance.
+        self._observes = type(self._strategy).observe_one is not Strategy.observe_one
         self._budget: BudgetManager = _create(budget_managers, budget_manager, budget=budget, seed=seed)
         self._classifier = task == "classification"
+        self._ovr_logistic = batch.is_ovr_logistic(self._model)
         self._classes: set[Hashable] = set()
         self.n_learned = 0
         # ADWIN on the prequential 0/1 error of labeled examples (predicted
@@ -158,6 +161,8 @@ class ActiveLearner:
 
     def _predict(self, z: dict[str, float]) -> tuple[Any, dict[Hashable, float]]:
         if self._classifier:
+            if self._ovr_logistic:
+                return batch.ovr_logistic_predict_one(self._model, z)
             proba = self._model.predict_proba_one(z)
             return (max(proba, key=proba.__getitem__) if proba else None), proba
         return (self._model.predict_one(z) if self.n_learned else None), {}
@@ -210,7 +215,7 @@ class ActiveLearner:
         one-by-one asking.
         """
         scorer = batch.SCORERS.get(getattr(self._strategy, "name", ""))
-        if not xs or not self._classifier or scorer is None or type(self._strategy).observe_one is not Strategy.observe_one:
+        if not xs or not self._classifier or scorer is None or self._observes:
             return [self.ask(x) for x in xs]
         zs = [self._features.learn_transform(x) for x in xs]
         vectorised = batch.ovr_logistic_proba(self._model, zs)
@@ -246,7 +251,8 @@ class ActiveLearner:
             if not 0.0 <= score <= 1.0:  # NaN fails both comparisons
                 score = 1.0
             query = budget.ask(score)
-        self._strategy.observe_one(z)
+        if self._observes:
+            self._strategy.observe_one(z)
         return Decision(query, score, threshold, prediction, proba)
 
     # -- pool mode ---------------------------------------------------------

@@ -75,13 +75,18 @@ class VariableUncertainty(BudgetManager):
         return score + self._jitter >= self._theta + self._noise * self._spread
 
     def _learn(self, score: float, wanted: bool) -> None:
-        self._n += 1
-        rate = 1.0 / min(self._n, self.window)
-        self._mean += rate * (score - self._mean)
-        self._spread += rate * (abs(score - self._mean) - self._spread)
-        b = self.guard.effective_budget
-        gap = max(0.0, abs(self._theta - self._mean) - 3.0 * self._spread)
-        sigma = max(self._spread + gap, 1e-12)
-        self._theta += self.step * sigma * ((1.0 - b) if wanted else -b)
-        self._theta = min(1.0 + sigma, max(-sigma, self._theta))
-        self._noise = self._draw_noise()
+        # Locals instead of attributes: this runs once per instance.
+        self._n = n = self._n + 1
+        rate = 1.0 / (n if n < self.window else self.window)
+        self._mean = mean = self._mean + rate * (score - self._mean)
+        self._spread = spread = self._spread + rate * (abs(score - mean) - self._spread)
+        b = self.guard._effective
+        theta = self._theta
+        gap = abs(theta - mean) - 3.0 * spread
+        sigma = spread + gap if gap > 0.0 else spread
+        if sigma < 1e-12:
+            sigma = 1e-12
+        theta += self.step * sigma * ((1.0 - b) if wanted else -b)
+        self._theta = min(1.0 + sigma, max(-sigma, theta))
+        if self.randomize:
+            self._noise = self._draw_noise()

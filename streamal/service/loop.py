@@ -98,7 +98,7 @@ class LoopConfig:
     pending_max: int = 100_000
     pending_max_age_s: float = 86_400.0
     checkpoint_every_s: float = 30.0
-    poll_max_records: int = 500
+    poll_max_records: int = 2000
     lag_every_s: float = 5.0
     labels_per_hour: float | None = None
 

@@ -17,6 +17,7 @@ or for the default configuration only, and prints:
     python benchmarks/label_efficiency.py                  # default config, 9 streams
     python benchmarks/label_efficiency.py --grid --jobs 2  # every strategy × manager
     python benchmarks/label_efficiency.py --extra          # the untuned generated streams
+    python benchmarks/label_efficiency.py --entropy-sampler  # also River's EntropySampler, in this run
 
 Results go to ``benchmarks/results/label_efficiency*.json``; ``--plot PATH``
 draws accuracy against labels used.
@@ -35,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.anchors import is_full, load_anchors  # noqa: E402
+from benchmarks.baselines import calibrate_entropy_df, lr_model  # noqa: E402
 from benchmarks.streams import ANCHOR_STREAMS, EXTRA_STREAMS, load  # noqa: E402
 from streamal import ActiveLearner, budget_managers, strategies  # noqa: E402
 from streamal.core.evaluate import prequential  # noqa: E402
@@ -52,6 +54,14 @@ def run_one(job: tuple[str, str, str, str, float, int, int | None]) -> dict[str,
     stream = load(stream_name)
     data = list(stream)[:limit] if limit else stream
     start = time.perf_counter()
+    if strategy == "entropy_sampler":  # River's EntropySampler [LR], calibrated as the anchors are
+        _, run, ok = calibrate_entropy_df(stream, lambda: lr_model(stream.n_classes), budget, seed=seed)
+        return {
+            "stream": stream_name, "model": "river LR", "strategy": strategy, "manager": "-", "budget": budget,
+            "seed": seed, "limit": None, "n": run.n, "labels": run.labels, "accuracy": run.accuracy,
+            "label_rate": run.label_rate, "max_window_labels": 0, "seconds": time.perf_counter() - start,
+            "trace": [], "calibrated": ok,
+        }
     if strategy == "full":
         learner = ActiveLearner(model=model, strategy="random", budget=1.0, seed=seed)
         result = prequential(learner, data, full=True)
@@ -111,9 +121,11 @@ def print_comparison(results: list[dict[str, Any]], streams: list[str], strategy
     mine = {(r["stream"], r["budget"]): r for r in results if (r["strategy"], r["manager"]) == (strategy, manager)}
     rand = {(r["stream"], r["budget"]): r for r in results if r["strategy"] == "random" and r["manager"] == manager}
     full = {r["stream"]: r for r in results if r["strategy"] == "full"}
+    entropy = {(r["stream"], r["budget"]): r for r in results if r["strategy"] == "entropy_sampler"}
     print(f"\n## streamal ({strategy} + {manager}) against the anchors: acc % / realised rate %\n")
-    print("| stream | budget | streamal | best anchor | that anchor | streamal random | streamal full |")
-    print("|---|---:|---:|---:|---|---:|---:|")
+    print("| stream | budget | streamal | best anchor | that anchor | streamal random | streamal full |"
+          + (" EntropySampler [LR], this run |" if entropy else ""))
+    print("|---|---:|---:|---:|---|---:|---:|" + ("---:|" if entropy else ""))
     means: dict[float, dict[str, list[float]]] = {b: {"s": [], "a": [], "r": [], "rate": []} for b in BUDGETS}
     for stream in streams:
         for b in BUDGETS:
@@ -131,7 +143,8 @@ def print_comparison(results: list[dict[str, Any]], streams: list[str], strategy
             print(f"| {stream} | {b:.0%} | {100 * r['accuracy']:.2f} / {100 * r['label_rate']:.2f} | "
                   + (f"{budgeted[best][0]:.2f} / {budgeted[best][1]:.2f} | {best}" if best else "— | —")
                   + f" | {100 * ra['accuracy']:.2f} |" * bool(ra) + (" — |" if not ra else "")
-                  + (f" {100 * fu['accuracy']:.2f} |" if fu else " — |"))
+                  + (f" {100 * fu['accuracy']:.2f} |" if fu else " — |")
+                  + (_entropy_cell(entropy.get((stream, b))) if entropy else ""))
     if not all(s in anchors.per_stream for s in streams):
         return
     print("\n## Means over the streams\n")
@@ -145,6 +158,13 @@ def print_comparison(results: list[dict[str, Any]], streams: list[str], strategy
         s = mean(means[b]["s"])
         print(f"| {b:.0%} | {s:.2f} | {mean(means[b]['rate']):.2f} | {best[0]} ({best[1]:.2f}) | "
               f"{mean(means[b]['r']):.2f} | {s - best[1]:+.2f} |")
+
+
+def _entropy_cell(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return " — |"
+    flag = "" if r.get("calibrated", True) else "‡"
+    return f" {100 * r['accuracy']:.2f} / {100 * r['label_rate']:.2f}{flag} |"
 
 
 def print_adherence(results: list[dict[str, Any]], strategy: str, manager: str) -> None:
@@ -207,6 +227,8 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--entropy-sampler", action="store_true",
+                        help="also run River's EntropySampler [LR] here, calibrated per stream and budget (~7 min)")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -222,6 +244,8 @@ def main() -> None:
     jobs = [(s, args.model, st, m, b, args.seed, COSTLY.get(st) if args.grid else None)
             for s in streams for st in strats for m in managers for b in BUDGETS]
     jobs += [(s, args.model, "full", "-", 1.0, args.seed, None) for s in streams]
+    if args.entropy_sampler:
+        jobs += [(s, args.model, "entropy_sampler", "-", b, args.seed, None) for s in streams for b in BUDGETS]
     jobs.sort(key=lambda j: -(j[2] in COSTLY or j[2] in ("committee", "variance_reduction")))
     print(f"{len(jobs)} runs on {len(streams)} streams, {args.jobs} workers", file=sys.stderr)
     started = time.perf_counter()

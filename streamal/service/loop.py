@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from streamal.core.learner import ActiveLearner
 from streamal.service import checkpoint as ckpt
-from streamal.service.errors import InvalidMessage
+from streamal.service.errors import CommitError, InvalidMessage
 from streamal.service.messages import (
     Instance,
     Label,
@@ -245,7 +245,14 @@ class Service:
     def _flush_and_commit(self, commit: dict[Partition, int]) -> None:
         self.sink.flush()  # raises if anything was not stored: then nothing is committed
         if commit:
-            self.group.commit(commit)
+            try:
+                self.group.commit(commit)
+            except CommitError as exc:
+                # The group rebalanced the partitions away: their new owner
+                # re-reads these records (at-least-once; a repeated label is
+                # counted as a duplicate there), so this is no reason to stop.
+                self.metrics.commit_failures.inc()
+                log.warning("offset commit failed, the records will be read again: %s", exc)
 
     # -- validation --------------------------------------------------------
     def _validate(self, record: Record, parse: Callable[[bytes | None, int], Any]) -> Any:

@@ -70,3 +70,6 @@ class Metrics:
         self.drift = Counter("streamal_drift_detections", "Drift detections on the prequential error.", registry=r)
         self.ready = Gauge("streamal_ready", "1 when partitions are assigned and the model is replayed.", registry=r)
         self.checkpoints = Counter("streamal_checkpoints", "Checkpoints written.", registry=r)
+        self.commit_failures = Counter(
+            "streamal_commit_failures", "Offset commits refused (a rebalance took the partitions away).", registry=r
+        )

@@ -239,3 +239,27 @@ def test_consumer_lag_is_measured(tmp_path):
     assert value(service.metrics, "streamal_consumer_lag_records", topic="streamal.instances", partition="0") == 200
     drain(service)
     assert value(service.metrics, "streamal_consumer_lag_records", topic="streamal.instances", partition="0") == 0
+
+
+def test_a_refused_commit_does_not_stop_the_service(tmp_path):
+    """A rebalance can refuse a commit: the records are read again by their new owner."""
+    from streamal.service.errors import CommitError
+
+    broker, service = make(tmp_path, partitions=1)
+    commit = service.group.commit
+    refused = []
+
+    def refuse_once(offsets):
+        if not refused:
+            refused.append(offsets)
+            raise CommitError("rebalanced", topic="streamal.instances", partition=0, offset=1)
+        commit(offsets)
+
+    service.group.commit = refuse_once
+    produce_instances(broker, 300)
+    drain(service)
+    assert refused and value(service.metrics, "streamal_commit_failures_total") == 1
+    assert value(service.metrics, "streamal_instances_total") == 300
+    produce_instances(broker, 10, start=300)
+    drain(service)
+    assert broker.committed["g"][("streamal.instances", 0)] == 310

@@ -55,6 +55,17 @@ def _value(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels or None) or 0.0
 
 
+def _requests(metrics: Metrics) -> float:
+    """Label requests sent so far, over strategies and modes."""
+    return sum(
+        sample.value
+        for family in metrics.registry.collect()
+        if family.name == "streamal_label_requests"
+        for sample in family.samples
+        if sample.name == "streamal_label_requests_total"
+    )
+
+
 def run_demo(dataset: Dataset, *, budget: float = 0.05, rate: float = 500.0, delay_s: float = 0.5,
              error_rate: float = 0.0, metrics_port: int = 9400, seed: int = 0,
              console: Console | None = None, quiet: bool = False, state_dir: Path | None = None,
@@ -98,8 +109,7 @@ def run_demo(dataset: Dataset, *, budget: float = 0.05, rate: float = 500.0, del
 
         def table() -> Table:
             seen = _value(metrics, "streamal_instances_total")
-            asked = sum(_value(metrics, "streamal_label_requests_total", strategy=settings.strategy, mode=m)
-                        for m in ("stream", "pool"))
+            asked = _requests(metrics)
             t = Table(title=f"streamal demo — {dataset.name}, budget {budget:.0%}", show_header=False)
             t.add_row("instances decided", f"{seen:,.0f} / {limit:,}")
             t.add_row("label requests", f"{asked:,.0f} ({asked / seen:.2%} of instances)" if seen else "0")
@@ -116,8 +126,7 @@ def run_demo(dataset: Dataset, *, budget: float = 0.05, rate: float = 500.0, del
                 live.update(table())
                 seen = _value(metrics, "streamal_instances_total")
                 learned = _value(metrics, "streamal_model_version")
-                asked = sum(_value(metrics, "streamal_label_requests_total", strategy=settings.strategy, mode=m)
-                            for m in ("stream", "pool"))
+                asked = _requests(metrics)
                 if seen >= limit and learned >= asked and oracle.answered >= asked:
                     break
                 if time.monotonic() - started > 600 + limit / max(rate, 1.0) * 3:
@@ -139,8 +148,7 @@ def run_demo(dataset: Dataset, *, budget: float = 0.05, rate: float = 500.0, del
             learner is not None and str(learner.predict_one(x)) == str(y) for _, x, y in instances(dataset)
         )
         seen = _value(metrics, "streamal_instances_total")
-        asked = sum(_value(metrics, "streamal_label_requests_total", strategy=settings.strategy, mode=m)
-                    for m in ("stream", "pool"))
+        asked = _requests(metrics)
         labeled = _value(metrics, "streamal_labeled_predictions_total")
         return DemoReport(
             instances=int(seen), label_requests=int(asked),

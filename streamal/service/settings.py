@@ -165,18 +165,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a Kafka topic name: 1-249 characters of [A-Za-z0-9._-]")
         return value
 
-    @field_validator("strategy")
+    @field_validator("strategy", "budget_manager")
     @classmethod
-    def _check_strategy(cls, value: str) -> str:
-        if value not in strategies:
-            raise ValueError(f"must be one of {', '.join(strategies.names())}")
-        return value
-
-    @field_validator("budget_manager")
-    @classmethod
-    def _check_budget_manager(cls, value: str) -> str:
-        if value not in budget_managers:
-            raise ValueError(f"must be one of {', '.join(budget_managers.names())}")
+    def _check_registered(cls, value: str, info: ValidationInfo) -> str:
+        registry = strategies if info.field_name == "strategy" else budget_managers
+        if value not in registry:
+            raise ValueError(f"must be one of {', '.join(registry.names())}")
         return value
 
     @field_validator("model")

@@ -50,41 +50,24 @@ def ovr_logistic_predict_one(model: Any, z: Mapping[str, float]) -> tuple[Hashab
     return best, {c: 1.0 / len(proba) for c in proba}
 
 
-def ovr_logistic_weights(model: Any) -> tuple[list[Hashable], dict[str, np.ndarray], np.ndarray] | None:
-    """Per-feature weight rows and intercepts of a River one-vs-rest logistic regression, or None."""
+def ovr_logistic_proba(
+    model: Any, names: Sequence[str], x: np.ndarray
+) -> tuple[list[Hashable], np.ndarray] | None:
+    """Class probabilities of every row of ``x`` (columns ``names``), as River's one-vs-rest logistic regression gives them.
+
+    Each class's sigmoid (0 below −30 and 1 above 30, as River clamps),
+    normalised to sum to one (uniform when all are 0). A feature the model
+    has no weight for contributes nothing; one the rows lack is 0. Before
+    any label: no classes and an empty matrix.
+    """
     if not is_ovr_logistic(model):
         return None
     classes = list(model.classifiers)
     if not classes:
-        return None
-    rows: dict[str, np.ndarray] = {}
-    k = len(classes)
-    for j, c in enumerate(classes):
-        for name, w in model.classifiers[c]._weights.items():
-            row = rows.get(name)
-            if row is None:
-                row = rows[name] = np.zeros(k)
-            row[j] = w
-    intercepts = np.array([model.classifiers[c].intercept for c in classes], dtype=float)
-    return classes, rows, intercepts
-
-
-def ovr_logistic_proba(model: Any, zs: Sequence[Mapping[str, float]]) -> tuple[list[Hashable], np.ndarray] | None:
-    """Class probabilities of every instance, as River's one-vs-rest logistic regression gives them.
-
-    Each class's sigmoid (0 below −30 and 1 above 30, as River clamps),
-    normalised to sum to one (uniform when all are 0).
-    """
-    weights = ovr_logistic_weights(model)
-    if weights is None:
-        return None
-    classes, rows, intercepts = weights
-    names = list(rows)  # features the model has no weight for contribute nothing
-    if names:
-        x = np.array([[z.get(n, 0.0) for n in names] for z in zs], dtype=float)
-        logits = x @ np.array([rows[n] for n in names]) + intercepts
-    else:
-        logits = np.tile(intercepts, (len(zs), 1))
+        return classes, np.zeros((len(x), 0))
+    weights = np.array([[clf._weights.get(n, 0.0) for clf in model.classifiers.values()] for n in names])
+    intercepts = np.array([clf.intercept for clf in model.classifiers.values()], dtype=float)
+    logits = x @ weights.reshape(len(names), len(classes)) + intercepts
     with np.errstate(over="ignore"):
         p = 1.0 / (1.0 + np.exp(-logits))
     p[logits < -30.0] = 0.0
@@ -94,6 +77,12 @@ def ovr_logistic_proba(model: Any, zs: Sequence[Mapping[str, float]]) -> tuple[l
     p[~empty] /= total[~empty]
     p[empty] = 1.0 / len(classes)
     return classes, p
+
+
+def as_matrix(zs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
+    """Feature dicts as one matrix: the names they use, and a row each (0 where a name is absent)."""
+    names = list(dict.fromkeys(k for z in zs for k in z))
+    return names, np.array([[z.get(n, 0.0) for n in names] for z in zs], dtype=float).reshape(len(zs), len(names))
 
 
 def margin_many(p: np.ndarray) -> np.ndarray:

@@ -8,9 +8,10 @@ document frequencies of free text.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from river import feature_extraction
 
 
@@ -27,6 +28,14 @@ class Featurizer:
 
     Non-finite numbers and ``None`` are dropped (a missing value).
 
+    The running mean and variance use shifted sums: with ``K`` the feature's
+    first value and ``d = x − K``, ``n``, ``S = Σd`` and ``Q = Σd²`` give
+    ``mean = K + S/n`` and ``var = Q/n − (S/n)²`` (the shifted-data
+    algorithm; Chan, Golub & LeVeque 1983). Shifting by a value of the data
+    keeps the subtraction well conditioned, and plain running sums, unlike
+    Welford's update, are cumulative sums over a batch:
+    :meth:`learn_transform_many` gives the same floats with numpy.
+
     >>> f = Featurizer(text_features=["body"])
     >>> for x in ({"amount": 10.0, "country": "fr", "body": "refund please"},
     ...           {"amount": 30.0, "country": "de", "body": "login broken"}):
@@ -42,29 +51,16 @@ class Featurizer:
         self._text = {
             name: feature_extraction.TFIDF(on=name) for name in self.text_features
         }
-        # name → [count, mean, M2] (Welford)
+        # name → [n, K, S, Q] (see the class docstring)
         self._stats: dict[str, list[float]] = {}
 
     def learn_one(self, x: Mapping[str, Any]) -> None:
         """Update the label-free statistics with one instance."""
-        stats = self._stats
-        for k, v in x.items():
-            if k in self._text:
-                if isinstance(v, str):
+        if self._text:
+            for k, v in x.items():
+                if k in self._text and isinstance(v, str):
                     self._text[k].learn_one(x)
-                continue
-            if v.__class__ is float or v.__class__ is int or v.__class__ is bool:
-                v = float(v)
-                if v - v != 0.0:  # inf or NaN
-                    continue
-                s = stats.get(k)
-                if s is None:
-                    stats[k] = [1.0, v, 0.0]
-                    continue
-                s[0] += 1.0
-                d = v - s[1]
-                s[1] += d / s[0]
-                s[2] += d * (v - s[1])
+        self._numbers(x, self._stats, scale=False, out=None)
 
     def transform_one(self, x: Mapping[str, Any]) -> dict[str, float]:
         """The numeric features of one instance under the current statistics."""
@@ -78,15 +74,18 @@ class Featurizer:
                 continue
             cls = v.__class__
             if cls is float or cls is int or cls is bool:
-                v = float(v)
                 if v - v != 0.0:
                     continue
+                v = float(v)
                 if stats is not None:
                     s = stats.get(k)
-                    if s is not None and s[0] > 1.0 and s[2] > 0.0:
-                        v = (v - s[1]) / math.sqrt(s[2] / s[0])
-                    else:
-                        v = 0.0 if s is not None else v
+                    if s is None:
+                        out[k] = v  # never seen: no statistics to standardise with
+                        continue
+                    n = s[0]
+                    mean = s[2] / n
+                    var = s[3] / n - mean * mean
+                    v = (v - s[1] - mean) / math.sqrt(var) if var > 0.0 else 0.0
                 out[k] = v
             elif cls is str:
                 out[f"{k}={v}"] = 1.0
@@ -98,8 +97,13 @@ class Featurizer:
             self.learn_one(x)
             return self.transform_one(x)
         out: dict[str, float] = {}
-        stats = self._stats
-        scale = self.scale
+        self._numbers(x, self._stats, self.scale, out)
+        return out
+
+    @staticmethod
+    def _numbers(x: Mapping[str, Any], stats: dict[str, list[float]], scale: bool,
+                 out: dict[str, float] | None) -> None:
+        """Learn the numbers of ``x``; into ``out`` (if given) its features, standardised if ``scale``."""
         for k, v in x.items():
             cls = v.__class__
             if cls is float or cls is int or cls is bool:
@@ -109,20 +113,64 @@ class Featurizer:
                     v = float(v)
                 s = stats.get(k)
                 if s is None:
-                    stats[k] = [1.0, v, 0.0]
-                    out[k] = 0.0 if scale else v
+                    stats[k] = [1.0, v, 0.0, 0.0]
+                    if out is not None:
+                        out[k] = 0.0 if scale else v
                     continue
-                old = s[1]
+                d = v - s[1]
                 n = s[0] + 1.0
-                mean = old + (v - old) / n
-                m2 = s[2] + (v - old) * (v - mean)
+                total = s[2] + d
+                squares = s[3] + d * d
                 s[0] = n
-                s[1] = mean
-                s[2] = m2
-                if scale:
-                    out[k] = (v - mean) * (n / m2) ** 0.5 if m2 > 0.0 else 0.0
-                else:
-                    out[k] = v
-            elif cls is str:
+                s[2] = total
+                s[3] = squares
+                if out is not None:
+                    if scale:
+                        mean = total / n
+                        var = squares / n - mean * mean
+                        out[k] = (d - mean) / math.sqrt(var) if var > 0.0 else 0.0
+                    else:
+                        out[k] = v
+            elif cls is str and out is not None:
                 out[f"{k}={v}"] = 1.0
-        return out
+
+    def learn_transform_many(self, xs: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray] | None:
+        """``learn_transform`` of every instance, as one matrix (rows = ``xs``, columns = names).
+
+        The same floats as one by one (cumulative sums in numpy add in the
+        same order). Only for the common case of a batch of standardised,
+        finite numbers under the same names in the same order; anything else
+        returns ``None`` without learning, for the caller to go one by one.
+        """
+        if self._text or not self.scale or not xs:
+            return None
+        names = tuple(xs[0])
+        for x in xs:
+            if tuple(x) != names:
+                return None
+        if not names:
+            return [], np.zeros((len(xs), 0))
+        x = np.array([list(x.values()) for x in xs])
+        if x.dtype.kind not in "biuf" or x.ndim != 2:  # strings, None, ints beyond 64 bits
+            return None
+        x = x.astype(float, copy=False)
+        if not np.isfinite(x).all():
+            return None
+        stats = self._stats
+        for j, k in enumerate(names):
+            if k not in stats:
+                stats[k] = [0.0, float(x[0, j]), 0.0, 0.0]
+        state = np.array([stats[k] for k in names]).T  # rows n, K, S, Q
+        n = state[0] + np.arange(1.0, len(xs) + 1.0)[:, None]
+        d = x - state[1]
+        total = np.cumsum(np.vstack([state[2], d]), axis=0)[1:]
+        squares = np.cumsum(np.vstack([state[3], d * d]), axis=0)[1:]
+        mean = total / n
+        var = squares / n - mean * mean
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (d - mean) / np.sqrt(var)
+        z[~(var > 0.0)] = 0.0
+        for j, k in enumerate(names):
+            s = stats[k]
+            s[0], s[2], s[3] = float(n[-1, j]), float(total[-1, j]), float(squares[-1, j])
+        return list(names), z

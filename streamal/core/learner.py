@@ -27,9 +27,11 @@ class Decision:
 
     A plain slotted class rather than a frozen dataclass: one is made per
     instance, and a frozen dataclass's ``__init__`` costs three times more.
+    ``proba`` may be given as the classes and a row of probabilities, made
+    into a dict only when read (a poll's decisions are mostly not asked).
     """
 
-    __slots__ = ("query", "score", "threshold", "prediction", "proba")
+    __slots__ = ("query", "score", "threshold", "prediction", "_proba", "_classes")
 
     def __init__(
         self,
@@ -37,13 +39,21 @@ class Decision:
         score: float,
         threshold: float,
         prediction: Any,
-        proba: Mapping[Hashable, float] | None = None,
+        proba: Mapping[Hashable, float] | Sequence[float] | None = None,
+        classes: Sequence[Hashable] | None = None,
     ) -> None:
         self.query = query
         self.score = score
         self.threshold = threshold
         self.prediction = prediction
-        self.proba = proba if proba is not None else {}
+        self._proba = proba if proba is not None else {}
+        self._classes = classes
+
+    @property
+    def proba(self) -> Mapping[Hashable, float]:
+        if self._classes is not None:
+            self._proba, self._classes = dict(zip(self._classes, self._proba)), None
+        return self._proba  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         return (
@@ -53,7 +63,7 @@ class Decision:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Decision) and all(
-            getattr(self, k) == getattr(other, k) for k in self.__slots__
+            getattr(self, k) == getattr(other, k) for k in ("query", "score", "threshold", "prediction", "proba")
         )
 
 
@@ -215,27 +225,31 @@ class ActiveLearner:
         one-by-one asking.
         """
         scorer = batch.SCORERS.get(getattr(self._strategy, "name", ""))
-        if not xs or not self._classifier or scorer is None or self._observes:
+        if not xs or not self._classifier or scorer is None or self._observes or not self._ovr_logistic:
             return [self.ask(x) for x in xs]
-        zs = [self._features.learn_transform(x) for x in xs]
-        vectorised = batch.ovr_logistic_proba(self._model, zs)
-        if vectorised is None:
-            return [self._decide(z) for z in zs]
-        classes, p = vectorised
-        scores = scorer(p).tolist()
-        best = p.argmax(axis=1).tolist()
+        matrix = self._features.learn_transform_many(xs)
+        if matrix is None:  # not all plain numbers under the same names
+            matrix = batch.as_matrix([self._features.learn_transform(x) for x in xs])
+        classes, p = batch.ovr_logistic_proba(self._model, *matrix)  # type: ignore[misc]
+        n = len(xs)
+        if classes:
+            scores = scorer(p).tolist()
+            predictions = [classes[i] for i in p.argmax(axis=1).tolist()]
+            rows: list[Any] = p.tolist()
+        else:  # no label yet
+            scores, predictions, rows, classes = [1.0] * n, [None] * n, [None] * n, None
         budget = self._budget
-        cold = self.cold
         out = []
+        if self.cold:
+            guard = budget.guard
+            for i in range(n):
+                query = guard.allows()
+                guard.update(query)
+                out.append(Decision(query, 1.0, budget.threshold, predictions[i], rows[i], classes))
+            return out
         for i, score in enumerate(scores):
             threshold = budget.threshold
-            if cold:
-                score = 1.0
-                query = budget.guard.allows()
-                budget.guard.update(query)
-            else:
-                query = budget.ask(score)
-            out.append(Decision(query, score, threshold, classes[best[i]], dict(zip(classes, p[i].tolist()))))
+            out.append(Decision(budget.ask(score), score, threshold, predictions[i], rows[i], classes))
         return out
 
     def _decide(self, z: dict[str, float]) -> Decision:

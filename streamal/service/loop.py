@@ -43,17 +43,16 @@ from streamal.core.learner import ActiveLearner
 from streamal.service import checkpoint as ckpt
 from streamal.service.errors import CommitError, InvalidMessage
 from streamal.service.messages import (
-    Instance,
     Label,
-    LabelRequest,
-    Prediction,
     TrainingRecord,
     dead_letter,
     encode,
-    parse_instance,
+    label_request,
     parse_label,
     parse_label_request,
     parse_training_record,
+    read_instance,
+    rfc3339,
 )
 from streamal.service.capacity import Capacity
 from streamal.service.metrics import Metrics
@@ -61,6 +60,9 @@ from streamal.service.pending import PendingRequests
 from streamal.service.records import Delivered, Partition, Record
 
 log = logging.getLogger("streamal.service")
+
+#: A valid instance: ``(id, features)``.
+Unlabeled = tuple[str, dict[str, Any]]
 
 
 class Source(Protocol):
@@ -111,10 +113,6 @@ class LoopConfig:
         return cls(**values)
 
 
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _epoch(value: Any) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
@@ -154,7 +152,7 @@ class Service:
         self._last_checkpoint = clock()
         self._replay_target: dict[Partition, int] = {}
         self.replayed = False
-        self._pool: list[tuple[Record, Instance]] = []
+        self._pool: list[Unlabeled] = []
         self._pool_started: float | None = None
         self._pool_carry = 0.0
         self._batches = 0
@@ -164,6 +162,7 @@ class Service:
         self._lag_labels: set[Partition] = set()
         self._drifts_seen = 0
         self._decided_since = 0
+        self._request_counters: dict[str, Any] = {}
         #: Annotator capacity (STREAMAL_LABELS_PER_HOUR): the budget follows it.
         self.capacity: Capacity | None = (
             Capacity(config.labels_per_hour, ceiling=self.learner.budget) if config.labels_per_hour else None
@@ -206,13 +205,13 @@ class Service:
             limit = max(1, min(limit, self.config.pool_size - len(self._pool)))
         records = self.group.poll(timeout_s, limit)
         commit: dict[Partition, int] = {}
-        instances: list[tuple[Record, Instance]] = []
+        instances: list[Unlabeled] = []
         for record in records:
             tp = (record.topic, record.partition)
             if record.topic == self.config.topic_instances:
-                instance = self._validate(record, parse_instance)
+                instance = self._validate(record, read_instance)
                 if instance is not None:
-                    instances.append((record, instance))
+                    instances.append(instance)
                 if self.config.mode == "stream":
                     commit[tp] = record.offset + 1
                 else:  # committed once the window holding it is decided
@@ -281,7 +280,7 @@ class Service:
         if classes is not None and str(label.label) not in classes:
             self._reject(record, "unknown_class", f"label {label.label!r} is not one of STREAMAL_CLASSES")
             return
-        labeled_at = record.timestamp_ms / 1000.0 if record.timestamp_ms and record.timestamp_ms > 0 else self.clock()
+        labeled_at = record.timestamp / 1000.0 if record.timestamp and record.timestamp > 0 else self.clock()
         request = self.pending.join(label.id)
         if request is None and not self.pending.was_joined(label.id) and not self._caught_up:
             # Its request (or joined example) may be on the log but not read yet: after a
@@ -308,35 +307,37 @@ class Service:
             self.metrics.labels.labels("new_class").inc()
         training = TrainingRecord(
             id=label.id, features=features, label=label.label, source=outcome, annotator=label.annotator,
-            requested_at=requested_at, labeled_at=_rfc3339(labeled_at),
+            requested_at=requested_at, labeled_at=rfc3339(labeled_at),
         )
         self.sink.send(self.config.topic_training, encode(training), key=label.id)
 
     # -- instances: stream mode --------------------------------------------------
-    def _decide_stream(self, instances: Sequence[tuple[Record, Instance]]) -> None:
+    def _decide_stream(self, instances: Sequence[Unlabeled]) -> None:
         # One poll is scored at once (same decisions as one by one: the model
         # learns only from the training topic, read between polls).
-        decisions = self.learner.ask_many([instance.features for _, instance in instances])
-        for (_, instance), decision in zip(instances, decisions):
+        decisions = self.learner.ask_many([features for _, features in instances])
+        for instance, decision in zip(instances, decisions):
             if decision.query:
                 self._request(instance, decision.score, decision.threshold, decision.prediction,
                               decision.proba, mode="stream")
         self.metrics.threshold.set(self.learner.threshold)
         self.metrics.label_rate.set(self.learner.label_rate)
 
-    def _request(self, instance: Instance, score: float, threshold: float, prediction: Any,
+    def _request(self, instance: Unlabeled, score: float, threshold: float, prediction: Any,
                  proba: Mapping[Any, float], mode: str, batch_id: str | None = None, rank: int | None = None) -> None:
+        id_, features = instance
         now = self.clock()
-        text = _rfc3339(now)
-        request = LabelRequest(
-            id=instance.id, features=instance.features, score=score, strategy=self.strategy_name,
-            threshold=threshold if math.isfinite(threshold) else 0.0,
-            prediction=Prediction(label=prediction, proba={str(k): float(v) for k, v in proba.items()}),
-            model_version=self.learner.n_learned, mode=mode, batch_id=batch_id, rank=rank, requested_at=text,
+        text = rfc3339(now)
+        request = label_request(
+            id_, features, score, self.strategy_name, threshold if math.isfinite(threshold) else 0.0,
+            prediction, proba, self.learner.n_learned, mode, text, batch_id, rank,
         )
-        self.sink.send(self.config.topic_label_requests, encode(request), key=instance.id)
-        self.pending.add(instance.id, dict(instance.features), now, text)
-        self.metrics.label_requests.labels(self.strategy_name, mode).inc()
+        self.sink.send(self.config.topic_label_requests, request, key=id_)
+        self.pending.add(id_, dict(features), now, text)
+        counter = self._request_counters.get(mode)
+        if counter is None:  # a labelled child costs a lock and a lookup: one per mode
+            counter = self._request_counters[mode] = self.metrics.label_requests.labels(self.strategy_name, mode)
+        counter.inc()
 
     # -- instances: pool mode ------------------------------------------------------
     def _pool_due(self) -> bool:
@@ -353,10 +354,10 @@ class Service:
         self._pool_carry = wanted - k
         self._batches += 1
         batch_id = f"{int(self.clock())}-{self._batches}"
-        picked = self.learner.select([inst.features for _, inst in window], k)
+        picked = self.learner.select([features for _, features in window], k)
         for rank, i in enumerate(picked):
-            instance = window[i][1]
-            proba = self.learner.predict_proba_one(instance.features) if self.learner.task == "classification" else {}
+            instance = window[i]
+            proba = self.learner.predict_proba_one(instance[1]) if self.learner.task == "classification" else {}
             prediction = max(proba, key=proba.get) if proba else None
             self._request(instance, 1.0, 0.0, prediction, proba, mode="pool", batch_id=batch_id, rank=rank)
 
@@ -421,7 +422,7 @@ class Service:
         except InvalidMessage:
             return
         requested_at = _epoch(request.requested_at) or self.clock()
-        self.pending.add(request.id, dict(request.features), requested_at, _rfc3339(requested_at))
+        self.pending.add(request.id, dict(request.features), requested_at, rfc3339(requested_at))
 
     # -- housekeeping ----------------------------------------------------------------
     def _housekeeping(self) -> None:

@@ -6,14 +6,18 @@ from typing import NamedTuple
 
 
 class Record(NamedTuple):
-    """One consumed record, as plain values."""
+    """One consumed record, as plain values.
+
+    kafka-python's ``ConsumerRecord`` has these attributes too (and more), so
+    the Kafka adapter passes its records through as they are: no copy per record.
+    """
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
-    timestamp_ms: int
+    timestamp: int  # milliseconds since the epoch
 
 
 class Delivered(NamedTuple):

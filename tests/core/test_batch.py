@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 
+import numpy as np
 import pytest
 from river import datasets
 from river.datasets import synth
@@ -48,11 +49,11 @@ def test_vectorised_probabilities_match_river():
     for x, y in data[:500]:
         learner.learn(x, y)
     zs = [learner._features.transform_one(x) for x, _ in data[500:900]]
-    classes, p = batch.ovr_logistic_proba(learner._model, zs)
+    classes, p = batch.ovr_logistic_proba(learner._model, *batch.as_matrix(zs))
     for z, row in zip(zs, p):
         river = learner._model.predict_proba_one(z)
         assert max(abs(river[c] - v) for c, v in zip(classes, row)) < 1e-12
 
 
 def test_other_models_fall_back_to_one_by_one():
-    assert batch.ovr_logistic_proba(ActiveLearner(model="hoeffding_tree")._model, [{"a": 1.0}]) is None
+    assert batch.ovr_logistic_proba(ActiveLearner(model="hoeffding_tree")._model, ["a"], np.ones((1, 1))) is None

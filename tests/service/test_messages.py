@@ -24,10 +24,12 @@ from streamal.service.messages import (
     TrainingRecord,
     dead_letter,
     encode,
+    label_request as write_label_request,
     parse_instance,
     parse_label,
     parse_label_request,
     parse_training_record,
+    read_instance,
 )
 
 MAX = 1024
@@ -55,6 +57,32 @@ def test_a_valid_instance_keeps_its_value_types() -> None:
     assert [type(v) for v in inst.features.values()] == [float, int, bool, str]
     assert inst.ts == NOW
     assert inst.meta == {"source": "pos"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    max_leaves=4,
+)
+
+
+@given(
+    ident=st.none() | st.integers() | st.text(max_size=3) | st.just("x" * 257),
+    features=st.dictionaries(st.text(max_size=3), json_values, max_size=3) | json_values,
+    extra=st.dictionaries(st.sampled_from(["ts", "meta", "other"]), json_values, max_size=1),
+)
+def test_read_instance_accepts_and_rejects_exactly_as_the_model(ident, features, extra) -> None:
+    raw = orjson.dumps({"id": ident, "features": features, **extra})
+    try:
+        expected = parse_instance(raw, MAX)
+    except InvalidMessage as exc:
+        with pytest.raises(InvalidMessage) as caught:
+            read_instance(raw, MAX)
+        assert caught.value.reason == exc.reason
+    else:
+        got = read_instance(raw, MAX)
+        assert got == (expected.id, expected.features)
+        assert [type(v) for v in got[1].values()] == [type(v) for v in expected.features.values()]
 
 
 def test_an_id_of_256_characters_is_accepted() -> None:
@@ -254,8 +282,23 @@ def test_a_label_request_encodes_to_the_contract() -> None:
         "prediction": {"label": None, "proba": {}},  # a null label stays
         "model_version": 0,
         "mode": "stream",
-        "requested_at": "2026-11-24T12:00:00Z",
+        "requested_at": "2026-11-24T12:00:00.000Z",
     }  # and the unset batch_id / rank are left out
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_the_services_label_request_bytes_parse_as_the_model(pool: bool) -> None:
+    extra = {"batch_id": "b-7", "rank": 2} if pool else {}
+    raw = write_label_request(
+        "t-1", {"a": 1.0, "b": "x", "c": True}, 0.75, "margin", 1.2, 1, {0: 0.25, 1: 0.75}, 4,
+        "pool" if pool else "stream", "2026-11-24T12:00:00.000Z", **extra,
+    )
+    expected = label_request(
+        features={"a": 1.0, "b": "x", "c": True}, threshold=1.2, model_version=4,
+        prediction=Prediction(label=1, proba={0: 0.25, 1: 0.75}), mode="pool" if pool else "stream", **extra,
+    )
+    assert parse_label_request(raw, MAX) == expected
+    assert orjson.loads(raw) == orjson.loads(encode(expected)) | {"requested_at": "2026-11-24T12:00:00.000Z"}
 
 
 def test_a_pool_label_request_round_trips() -> None:

@@ -101,11 +101,16 @@ class BudgetGuard:
 
     def update(self, asked: bool) -> None:
         """Record the final decision for one instance."""
+        # Conditional expressions rather than min/max calls: this runs once per instance.
         a = 1 if asked else 0
-        self._in_window += a - self._ring[self._pos]
-        self._ring[self._pos] = a
-        self._pos = (self._pos + 1) % self.window
-        self._balance = min(self._balance + self.budget - a, self._credit)
+        ring, pos = self._ring, self._pos
+        self._in_window += a - ring[pos]
+        ring[pos] = a
+        pos += 1
+        self._pos = 0 if pos == self.window else pos
+        balance = self._balance + self.budget - a
+        credit = self._credit
+        self._balance = credit if balance > credit else balance
         self._effective = self._effective_budget()
         self.n += 1
         self.asked += a
@@ -116,12 +121,15 @@ class BudgetGuard:
         return self._effective
 
     def _effective_budget(self) -> float:
+        balance = self._balance
         if self._credit <= 0.0:
             return self.budget
-        if self._balance >= 0.0:
-            return self.budget ** (1.0 - min(1.0, self._balance / self._react))
-        u = max(self._balance / self._slack, -1.0)
-        return max(0.0, self.budget * (1.0 + self.tolerance * u))
+        if balance >= 0.0:
+            u = balance / self._react
+            return self.budget ** (1.0 - u) if u < 1.0 else 1.0
+        u = balance / self._slack
+        effective = self.budget * (1.0 + self.tolerance * (u if u > -1.0 else -1.0))
+        return effective if effective > 0.0 else 0.0
 
     @property
     def rate(self) -> float:

@@ -159,3 +159,23 @@ def test_a_new_budget_is_followed_from_then_on(name):
     assert abs(sum(second[2000:]) / 8_000 - 0.2) < 0.01
     with pytest.raises(ValueError, match="budget must be in"):
         manager.set_budget(0.0)
+
+
+def test_the_first_labels_come_at_once_and_are_paid_back() -> None:
+    """The cold-start advance: a few labels early, the same count over the stream."""
+    guard = BudgetGuard(budget=0.01, window=1000, tolerance=0.5)
+    asked = []
+    for _ in range(N):
+        query = guard.allows()  # a manager that always wants a label
+        guard.update(query)
+        asked.append(query)
+    assert asked[:6] == [True] * 6  # without the advance: one label per 100 instances
+    assert sum(asked[:300]) < 8  # then it asks less until the advance is paid back
+    assert abs(sum(asked) - 0.01 * N) <= 0.05 * 0.01 * N
+    later = BudgetGuard(budget=0.01, window=1000, tolerance=0.5)
+    for _ in range(1000):  # past the first window there is no advance
+        later.update(False)
+    later._balance = 0.0
+    assert later.allows()
+    later.update(True)
+    assert not later.allows()  # the usual slack of one label

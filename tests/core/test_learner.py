@@ -155,3 +155,26 @@ def test_core_never_imports_kafka_pydantic_or_prometheus():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_first_labels_refit_the_model_under_the_current_scaling():
+    from streamal.core.learner import WARMUP_EPOCHS, WARMUP_LABELS
+
+    data = list(datasets.Phishing())
+    learner = ActiveLearner(seed=0)
+    for x, _ in data[:300]:  # the feature statistics move on with every instance
+        learner.ask(x)
+    labeled = data[300:305]
+    for x, y in labeled:
+        learner.learn(x, y)
+    fresh = copy.deepcopy(learner._model)
+    fresh.classifiers.clear()
+    for _ in range(WARMUP_EPOCHS):
+        for x, y in labeled:
+            fresh.learn_one(learner._features.transform_one(x), y)
+    for c, clf in learner._model.classifiers.items():
+        assert dict(clf._weights) == pytest.approx(dict(fresh.classifiers[c]._weights))
+    for x, y in data[305:305 + WARMUP_LABELS]:
+        learner.learn(x, y)
+    assert learner._warmup is None  # from then on: one incremental step per label
+    assert learner.n_learned == 5 + WARMUP_LABELS

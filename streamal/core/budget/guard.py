@@ -19,7 +19,12 @@ class BudgetGuard:
       ``tolerance · budget · window``; a query is allowed only while
       ``balance + budget − 1 ≥ −slack`` with ``slack = max(1, 0.05 · budget ·
       window)``, so the rate over any stream of ``window`` instances or more
-      ends at most 5 % above the budget.
+      ends at most 5 % above the budget. During the first window the
+      allowed debt is larger by an *advance* of ``credit · (1 − n / window)``
+      labels (the credit limit, shrinking to 0 by the end of the window):
+      labels are worth most while the model knows nothing, so the first ones
+      come at once instead of one per ``1 / budget`` instances, and are paid
+      back by asking less afterwards (at a 1 % budget, 5 labels early).
 
     The balance also feeds the managers' **effective budget**: with
     ``u = min(1, balance / react)`` for a deficit (``react = max(1, 0.2 ·
@@ -94,9 +99,12 @@ class BudgetGuard:
     def allows(self) -> bool:
         """Whether one more query now keeps both rules."""
         in_window = self._in_window - self._ring[self._pos]  # the oldest falls out
+        debt = self._slack
+        if self.n < self.window:  # the cold-start advance, shrinking to 0 over the first window
+            debt += self._credit * (1.0 - self.n / self.window)
         return (
             in_window + 1 <= self._cap
-            and self._balance + self.budget - 1.0 >= -self._slack
+            and self._balance + self.budget - 1.0 >= -debt
         )
 
     def update(self, asked: bool) -> None:

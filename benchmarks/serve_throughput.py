@@ -69,7 +69,7 @@ from streamal.service.settings import Settings, load_settings  # noqa: E402
 
 #: Apache Kafka's smallest accepted session timeout; Tansu answers a JoinGroup after half of it.
 SESSION_TIMEOUT_MS = 6000
-POLL_RECORDS = 2000  # the Service's poll size (LoopConfig.poll_max_records)
+POLL_RECORDS = 5000  # the Service's poll size (LoopConfig.poll_max_records)
 BASELINE_COMMIT_EVERY = 1000
 PHASE_TIMEOUT_S = 600.0
 

@@ -60,7 +60,7 @@ class Featurizer:
             for k, v in x.items():
                 if k in self._text and isinstance(v, str):
                     self._text[k].learn_one(x)
-        self._numbers(x, self._stats, scale=False, out=None)
+        self._numbers(x, self._stats)
 
     def transform_one(self, x: Mapping[str, Any]) -> dict[str, float]:
         """The numeric features of one instance under the current statistics."""
@@ -93,17 +93,13 @@ class Featurizer:
 
     def learn_transform(self, x: Mapping[str, Any]) -> dict[str, float]:
         """``learn_one`` then ``transform_one``, fused: this runs once per instance."""
-        if self._text:
+        if self._text or not self.scale:
             self.learn_one(x)
             return self.transform_one(x)
         out: dict[str, float] = {}
-        self._numbers(x, self._stats, self.scale, out)
-        return out
-
-    @staticmethod
-    def _numbers(x: Mapping[str, Any], stats: dict[str, list[float]], scale: bool,
-                 out: dict[str, float] | None) -> None:
-        """Learn the numbers of ``x``; into ``out`` (if given) its features, standardised if ``scale``."""
+        stats = self._stats
+        sqrt = math.sqrt
+        # _numbers, specialised for standardising: this runs once per instance.
         for k, v in x.items():
             cls = v.__class__
             if cls is float or cls is int or cls is bool:
@@ -111,28 +107,40 @@ class Featurizer:
                     continue
                 if cls is not float:
                     v = float(v)
+                try:
+                    s = stats[k]
+                except KeyError:
+                    stats[k] = [1.0, v, 0.0, 0.0]
+                    out[k] = 0.0
+                    continue
+                d = v - s[1]
+                s[0] = n = s[0] + 1.0
+                s[2] = total = s[2] + d
+                s[3] = squares = s[3] + d * d
+                mean = total / n
+                var = squares / n - mean * mean
+                out[k] = (d - mean) / sqrt(var) if var > 0.0 else 0.0
+            elif cls is str:
+                out[f"{k}={v}"] = 1.0
+        return out
+
+    @staticmethod
+    def _numbers(x: Mapping[str, Any], stats: dict[str, list[float]]) -> None:
+        """Learn the numbers of ``x`` (see the class docstring)."""
+        for k, v in x.items():
+            cls = v.__class__
+            if cls is float or cls is int or cls is bool:
+                if v - v != 0.0:  # inf or NaN: a missing value
+                    continue
+                v = float(v)
                 s = stats.get(k)
                 if s is None:
                     stats[k] = [1.0, v, 0.0, 0.0]
-                    if out is not None:
-                        out[k] = 0.0 if scale else v
                     continue
                 d = v - s[1]
-                n = s[0] + 1.0
-                total = s[2] + d
-                squares = s[3] + d * d
-                s[0] = n
-                s[2] = total
-                s[3] = squares
-                if out is not None:
-                    if scale:
-                        mean = total / n
-                        var = squares / n - mean * mean
-                        out[k] = (d - mean) / math.sqrt(var) if var > 0.0 else 0.0
-                    else:
-                        out[k] = v
-            elif cls is str and out is not None:
-                out[f"{k}={v}"] = 1.0
+                s[0] += 1.0
+                s[2] += d
+                s[3] += d * d
 
     def learn_transform_many(self, xs: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray] | None:
         """``learn_transform`` of every instance, as one matrix (rows = ``xs``, columns = names).

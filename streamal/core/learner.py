@@ -277,10 +277,13 @@ class ActiveLearner:
         return out
 
     def _decide(self, z: dict[str, float]) -> Decision:
-        prediction, proba = self._predict(z)
+        if self._ovr_logistic:  # the default model, without two calls per instance
+            prediction, proba = batch.ovr_logistic_predict_one(self._model, z)
+        else:
+            prediction, proba = self._predict(z)
         budget = self._budget
         threshold = budget.threshold
-        if self.cold:
+        if (len(self._classes) if self._classifier else self.n_learned) < 2:  # cold
             score = 1.0
             query = budget.guard.allows()
             budget.guard.update(query)

@@ -63,8 +63,12 @@ CLIENT_ID: Final = "streamal"
 FETCH_MAX_WAIT_MS: Final = 100
 MIN_PARTITION_FETCH_BYTES: Final = 1024 * 1024
 # Producer: a few milliseconds of linger batch a burst of label requests into
-# one request without adding noticeable latency.
+# one request without adding noticeable latency; large batches, because
+# kafka-python wakes its sender thread for every new batch (a syscall and a
+# GIL hand-over): with 1 MiB instead of 16 KiB a send of a 700-byte label
+# request costs 15 µs instead of 34 µs on the development machine.
 LINGER_MS: Final = 5
+BATCH_BYTES: Final = 1024 * 1024
 #: How long admin and readiness requests may take before they count as failed.
 ADMIN_TIMEOUT_MS: Final = 10_000
 
@@ -119,6 +123,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "acks": "all",
         "allow_auto_create_topics": False,
         "linger_ms": LINGER_MS,
+        "batch_size": BATCH_BYTES,
         # A label request carries an instance (up to max_message_bytes) plus the
         # prediction; leave room for both.
         "max_request_size": max(1_048_576, 2 * settings.max_message_bytes),

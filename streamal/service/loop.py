@@ -100,7 +100,7 @@ class LoopConfig:
     pending_max: int = 100_000
     pending_max_age_s: float = 86_400.0
     checkpoint_every_s: float = 30.0
-    poll_max_records: int = 2000
+    poll_max_records: int = 5000
     lag_every_s: float = 5.0
     labels_per_hour: float | None = None
 
@@ -333,7 +333,7 @@ class Service:
             prediction, proba, self.learner.n_learned, mode, text, batch_id, rank,
         )
         self.sink.send(self.config.topic_label_requests, request, key=id_)
-        self.pending.add(id_, dict(features), now, text)
+        self.pending.add(id_, features, now, text)
         counter = self._request_counters.get(mode)
         if counter is None:  # a labelled child costs a lock and a lookup: one per mode
             counter = self._request_counters[mode] = self.metrics.label_requests.labels(self.strategy_name, mode)
@@ -422,7 +422,7 @@ class Service:
         except InvalidMessage:
             return
         requested_at = _epoch(request.requested_at) or self.clock()
-        self.pending.add(request.id, dict(request.features), requested_at, rfc3339(requested_at))
+        self.pending.add(request.id, request.features, requested_at, rfc3339(requested_at))
 
     # -- housekeeping ----------------------------------------------------------------
     def _housekeeping(self) -> None:

@@ -67,7 +67,7 @@ json_values = st.recursive(
 
 
 @given(
-    ident=st.none() | st.integers() | st.text(max_size=3) | st.just("x" * 257),
+    ident=st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=3) | st.just("x" * 257),
     features=st.dictionaries(st.text(max_size=3), json_values, max_size=3) | json_values,
     extra=st.dictionaries(st.sampled_from(["ts", "meta", "other"]), json_values, max_size=1),
 )

@@ -24,7 +24,9 @@ class Result:
     """What a prequential run measured.
 
     ``accuracy`` is the share of correct predictions over all instances
-    (classification); ``mae`` the mean absolute error (regression; a missing
+    (classification), ``balanced_accuracy`` the mean over the classes seen of
+    the share of each class predicted correctly (what counts under heavy
+    class imbalance); ``mae`` the mean absolute error (regression; a missing
     prediction counts as 0). ``trace`` holds ``(n, accuracy or mae, label_rate)``
     at about every percent of the stream.
     """
@@ -38,10 +40,19 @@ class Result:
     abs_error: float = 0.0
     regression: bool = False
     trace: list[tuple[int, float, float]] = field(default_factory=list)
+    #: Per class: [instances, correct predictions].
+    per_class: dict[Any, list[int]] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float | None:
         return None if self.regression else (self.correct / self.n if self.n else 0.0)
+
+    @property
+    def balanced_accuracy(self) -> float | None:
+        if self.regression:
+            return None
+        recalls = [correct / n for n, correct in self.per_class.values()]
+        return sum(recalls) / len(recalls) if recalls else 0.0
 
     @property
     def mae(self) -> float | None:
@@ -57,7 +68,13 @@ class Result:
             p = float(prediction) if prediction is not None else 0.0
             self.abs_error += abs(p - float(y)) if math.isfinite(p) else abs(float(y))
         else:
-            self.correct += prediction == y
+            hit = prediction == y
+            self.correct += hit
+            counts = self.per_class.get(y)
+            if counts is None:
+                counts = self.per_class[y] = [0, 0]
+            counts[0] += 1
+            counts[1] += hit
 
     def _mark(self, every: int) -> None:
         if self.n % every == 0:

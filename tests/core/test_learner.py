@@ -178,3 +178,13 @@ def test_the_first_labels_refit_the_model_under_the_current_scaling():
         learner.learn(x, y)
     assert learner._warmup is None  # from then on: one incremental step per label
     assert learner.n_learned == 5 + WARMUP_LABELS
+
+
+def test_balanced_accuracy_weighs_every_class_alike():
+    from streamal.core.evaluate import Result
+
+    r = Result()
+    for prediction, y in [(0, 0)] * 9 + [(0, 1)]:  # always "0": 90 % accurate, half the classes found
+        r._score(prediction, y)
+    assert r.accuracy == 0.9
+    assert r.balanced_accuracy == 0.5

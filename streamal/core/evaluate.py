@@ -105,7 +105,7 @@ def prequential(
     >>> from river import datasets
     >>> r = prequential(ActiveLearner(budget=0.2, seed=0), datasets.Phishing())
     >>> r.n, r.labels, round(r.accuracy, 3)
-    (1250, 251, 0.89)
+    (1250, 251, 0.891)
 
     """
     if mode not in ("stream", "pool"):

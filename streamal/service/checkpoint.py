@@ -11,7 +11,10 @@ and renamed into place (``os.replace`` is atomic on POSIX), metadata last:
 
 Start-up loads the newest checkpoint whose model file exists and matches its
 hash, so a crash in the middle of writing leaves the previous one in force.
-The last ``keep`` checkpoints are kept.
+The last ``keep`` checkpoints are kept. A checkpoint of another
+:data:`STATE_FORMAT` (written by a streamal whose learner is laid out
+differently) is skipped: the service then rebuilds the model and the pending
+requests from the start of the training and label-requests topics.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+#: Bumped whenever the pickled learner's layout changes (2: feature statistics as shifted sums).
+STATE_FORMAT = 2
 
 
 @dataclass
@@ -51,6 +58,7 @@ def save(state_dir: Path, checkpoint: Checkpoint, keep: int = 3) -> Path:
     _atomic_write(model_path, model_bytes)
     meta = {
         "seq": checkpoint.seq,
+        "format": STATE_FORMAT,
         "model_file": model_path.name,
         "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
         "positions": {t: {str(p): o for p, o in ps.items()} for t, ps in checkpoint.positions.items()},
@@ -74,6 +82,8 @@ def load_latest(state_dir: Path) -> Checkpoint | None:
     for meta_path in sorted(state_dir.glob("checkpoint-*.json"), reverse=True):
         try:
             meta = json.loads(meta_path.read_text())
+            if meta.get("format", 1) != STATE_FORMAT:
+                continue
             model_bytes = (state_dir / meta["model_file"]).read_bytes()
             if hashlib.sha256(model_bytes).hexdigest() != meta["model_sha256"]:
                 continue

@@ -193,6 +193,24 @@ def test_checkpoint_survives_a_torn_write(tmp_path):
     assert load_latest(tmp_path / "state").seq == orjson.loads(good.read_bytes())["seq"]
 
 
+def test_a_checkpoint_of_another_state_format_is_skipped_and_the_log_rebuilds_it(tmp_path):
+    broker, service = make(tmp_path)
+    truth = produce_instances(broker, 600)
+    drain(service)
+    answer(broker, truth)
+    drain(service)
+    meta = service.checkpoint()
+    outstanding = set(service.pending.ids())
+    data = orjson.loads(meta.read_bytes())
+    meta.write_bytes(orjson.dumps({**data, "format": 1}))  # as an older streamal wrote it
+    from streamal.service.checkpoint import load_latest
+
+    assert load_latest(tmp_path / "state") is None
+    _, again = make(tmp_path, broker=broker)
+    assert again.learner.n_learned == len(broker.records("streamal.training"))  # replayed from the start
+    assert outstanding <= set(again.pending.ids())
+
+
 @pytest.mark.parametrize("n", [1, 7])
 def test_decisions_same_one_by_one_and_in_polls(tmp_path, n):
     """Polls of any size give the decisions of one-by-one asking (no labels arrive in between)."""

@@ -166,8 +166,8 @@ class ActiveLearner:
         # Raw labeled examples kept for the warm-up refits (None: no warm-up).
         self._warmup: list[tuple[Mapping[str, Any], Any]] | None = [] if self._ovr_logistic and scaled else None
         self._classes: set[Hashable] = set()
-        #: The last instance ``ask`` decided on: (x, its features, the prediction), for ``learn``.
-        self._asked: tuple[Mapping[str, Any], dict[str, float], Any] | None = None
+        #: The last instance ``ask`` decided on and its prediction, for ``learn``.
+        self._asked: tuple[Mapping[str, Any], Any] | None = None
         self.n_learned = 0
         # ADWIN on the prequential 0/1 error of labeled examples (predicted
         # before they are learned): a detection is counted (``drifts``), and
@@ -213,7 +213,7 @@ class ActiveLearner:
         """Decide whether to ask for the label of ``x``; updates the budget manager."""
         z = self._features.learn_transform(x)
         decision = self._decide(z)
-        self._asked = (x, z, decision.prediction)
+        self._asked = (x, decision.prediction)
         return decision
 
     def learn(self, x: Mapping[str, Any], y: Any) -> None:
@@ -221,16 +221,14 @@ class ActiveLearner:
 
         The example also updates the label-free feature statistics: an
         unsolicited label, or a model rebuilt from the training topic, has
-        features the learner never saw in ``ask``. The instance ``ask`` just
-        decided on (the same object) is not counted twice: its features and
-        prediction are reused.
+        features the learner never saw in ``ask`` (an asked instance counts
+        twice, as in the service, where the example comes back from the
+        training topic: a negligible tilt at any budget). Right after ``ask``
+        of the same instance (the same object) its prediction is reused.
         """
         asked, self._asked = self._asked, None
-        if asked is not None and asked[0] is x:
-            _, z, prediction = asked
-        else:
-            z = self._features.learn_transform(x)
-            prediction = _UNKNOWN
+        prediction = asked[1] if asked is not None and asked[0] is x else _UNKNOWN
+        z = self._features.learn_transform(x)
         if self._classifier and not self.cold:
             if prediction is _UNKNOWN:
                 prediction = self._predict(z)[0]
@@ -275,10 +273,7 @@ class ActiveLearner:
             return [self.ask(x) for x in xs]
         matrix = self._features.learn_transform_many(xs)
         if matrix is None:  # not all plain numbers under the same names
-            zs = [self._features.learn_transform(x) for x in xs]
-            matrix, last = batch.as_matrix(zs), zs[-1]
-        else:
-            last = dict(zip(matrix[0], matrix[1][-1].tolist()))
+            matrix = batch.as_matrix([self._features.learn_transform(x) for x in xs])
         classes, p = batch.ovr_logistic_proba(self._model, *matrix)  # type: ignore[misc]
         n = len(xs)
         if classes:
@@ -287,7 +282,7 @@ class ActiveLearner:
             rows: list[Any] = p.tolist()
         else:  # no label yet
             scores, predictions, rows, classes = [1.0] * n, [None] * n, [None] * n, None
-        self._asked = (xs[-1], last, predictions[-1])  # as ``ask`` leaves it
+        self._asked = (xs[-1], predictions[-1])  # as ``ask`` leaves it
         budget = self._budget
         out = []
         if self.cold:

@@ -9,7 +9,7 @@ All in one run, on a Tansu broker this script starts (or ``--bootstrap``):
    model / strategy / budget manager, ``--budget``) drains the same topic in
    a consumer group of its own: validate, decide, produce label requests,
    flush, commit, read its log back. Both sides use streamal's client
-   settings (tuned fetches, ``acks=all``, ``linger_ms=5``) and polls of 500
+   settings (tuned fetches, ``acks=all``, 1 MiB batches) and polls of 5,000
    records, and are timed from the first non-empty poll to the last commit,
    so group joins are not timed; ratio = streamal ÷ baseline;
 3. label→model latency: with the service running in a thread, labels for
@@ -430,10 +430,10 @@ def memory_child(bootstrap: str, run: str, state: str, pending: int, partitions:
 #: (only of calls from that caller, when one is given).
 PROFILE_ROWS = [
     ("poll instances (group)", "poll", "streamal/service/kafka.py", "step"),
-    ("parse + validate", "_validate", "streamal/service/loop.py", "step"),
-    ("ask (model + strategy + budget)", "ask", "streamal/core/learner.py", None),
+    ("parse + validate", "read_instance", "streamal/service/messages.py", "step"),
+    ("decide (ask_many)", "ask_many", "streamal/core/learner.py", None),
     ("label request build+send", "_request", "streamal/service/loop.py", None),
-    ("  of it: encode (pydantic)", "encode", "streamal/service/messages.py", "_request"),
+    ("  of it: encode", "label_request", "streamal/service/messages.py", "_request"),
     ("  of it: producer.send", "send", "streamal/service/kafka.py", "_request"),
     ("flush (wait for acks)", "flush", "streamal/service/kafka.py", "_flush_and_commit"),
     ("commit", "commit", "streamal/service/kafka.py", "_flush_and_commit"),

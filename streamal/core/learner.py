@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -163,6 +164,10 @@ class ActiveLearner:
         self._budget: BudgetManager = _create(budget_managers, budget_manager, budget=budget, seed=seed)
         self._classifier = task == "classification"
         self._ovr_logistic = batch.is_ovr_logistic(self._model)
+        self._learn_one = (
+            partial(batch.ovr_logistic_learn_one, self._model) if batch.has_sgd_logistic_learner(self._model)
+            else self._model.learn_one
+        )
         # Raw labeled examples kept for the warm-up refits (None: no warm-up).
         self._warmup: list[tuple[Mapping[str, Any], Any]] | None = [] if self._ovr_logistic and scaled else None
         self._classes: set[Hashable] = set()
@@ -241,7 +246,7 @@ class ActiveLearner:
         if self._warmup is not None:
             self._refit(x, y)
         else:
-            self._model.learn_one(z, y)
+            self._learn_one(z, y)
         self._strategy.learn_one(z, y)
         if self._classifier:
             self._classes.add(y)
@@ -255,7 +260,7 @@ class ActiveLearner:
         self._model.classifiers.clear()  # in place: strategies may hold the model
         for _ in range(WARMUP_EPOCHS):
             for zi, yi in examples:
-                self._model.learn_one(zi, yi)
+                self._learn_one(zi, yi)
         if len(warmup) >= WARMUP_LABELS:
             self._warmup = None
 

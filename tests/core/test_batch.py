@@ -57,3 +57,32 @@ def test_vectorised_probabilities_match_river():
 
 def test_other_models_fall_back_to_one_by_one():
     assert batch.ovr_logistic_proba(ActiveLearner(model="hoeffding_tree")._model, ["a"], np.ones((1, 1))) is None
+
+
+def test_direct_learning_gives_rivers_weights_to_the_bit():
+    from streamal.core.features import Featurizer
+    from streamal.core.models import build_model
+
+    data = STREAMS["led (10 classes)"]()
+    featurizer = Featurizer()
+    examples = [(featurizer.learn_transform(x), y) for x, y in data[:2000]]
+    river_way, direct = build_model("logistic_regression", "classification")[0], None
+    direct = copy.deepcopy(river_way)
+    assert batch.has_sgd_logistic_learner(direct)
+    for z, y in examples:  # classes appear one after another: new binary classifiers on the way
+        river_way.learn_one(z, y)
+        batch.ovr_logistic_learn_one(direct, z, y)
+    assert list(direct.classifiers) == list(river_way.classifiers)
+    for c, clf in river_way.classifiers.items():
+        assert direct.classifiers[c]._weights.to_dict() == clf._weights.to_dict()
+        assert direct.classifiers[c].intercept == clf.intercept
+        assert direct.classifiers[c].optimizer.n_iterations == clf.optimizer.n_iterations
+
+
+def test_other_optimizers_and_penalties_learn_the_river_way():
+    from river import linear_model, multiclass, optim
+
+    assert not batch.has_sgd_logistic_learner(
+        multiclass.OneVsRestClassifier(linear_model.LogisticRegression(optimizer=optim.Adam()))
+    )
+    assert not batch.has_sgd_logistic_learner(multiclass.OneVsRestClassifier(linear_model.LogisticRegression(l2=0.1)))

@@ -46,7 +46,9 @@ def ovr_logistic_predict_one(model: Any, z: Mapping[str, float]) -> tuple[Hashab
         if p > best_p:
             best, best_p = c, p
     if total:
-        return best, {c: p / total for c, p in proba.items()}
+        for c in proba:  # normalised in place: one dict per instance
+            proba[c] /= total
+        return best, proba
     return best, {c: 1.0 / len(proba) for c in proba}
 
 

@@ -118,8 +118,12 @@ class BudgetGuard:
         self._pos = 0 if pos == self.window else pos
         balance = self._balance + self.budget - a
         credit = self._credit
-        self._balance = credit if balance > credit else balance
-        self._effective = self._effective_budget()
+        self._balance = balance = credit if balance > credit else balance
+        if balance >= 0.0 and credit > 0.0:  # _effective_budget's common case, inline
+            u = balance / self._react
+            self._effective = self.budget ** (1.0 - u) if u < 1.0 else 1.0
+        else:
+            self._effective = self._effective_budget()
         self.n += 1
         self.asked += a
 

@@ -12,6 +12,7 @@ uncertainty strategies; any other model or strategy is asked one by one.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -57,8 +58,11 @@ def has_sgd_logistic_learner(model: Any) -> bool:
     plain SGD, no L1 or L2 penalty (streamal's ``logistic_regression``)."""
     if not is_ovr_logistic(model):
         return False
-    clf = model.classifier
-    return type(clf.optimizer) is optim.SGD and clf.l1 == 0.0 and clf.l2 == 0.0
+    clf = model.classifier  # the template every class's classifier starts as: untrained
+    return (
+        type(clf.optimizer) is optim.SGD and clf.l1 == 0.0 and clf.l2 == 0.0
+        and clf.optimizer.n_iterations == 0 and not clf._weights and clf.intercept == clf.intercept_init
+    )
 
 
 def ovr_logistic_learn_one(model: Any, z: Mapping[str, float], y: Hashable) -> None:
@@ -72,8 +76,8 @@ def ovr_logistic_learn_one(model: Any, z: Mapping[str, float], y: Hashable) -> N
     :func:`has_sgd_logistic_learner` accepts.
     """
     classifiers = model.classifiers
-    if y not in classifiers:  # a new class: a new binary classifier, as River does
-        classifiers[y] = model.classifier.clone()
+    if y not in classifiers:  # a new class: a copy of the untrained template (River clones it: 6× slower)
+        classifiers[y] = copy.deepcopy(model.classifier)
     from_scaled = utils.VectorDict.from_scaled
     for label, clf in classifiers.items():
         weights, optimizer, clip = clf._weights, clf.optimizer, clf.clip_gradient

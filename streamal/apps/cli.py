@@ -274,15 +274,17 @@ def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
     regression = sim.task == "regression"
     metric = "MAE" if regression else "accuracy"
     table = Table(show_edge=False, header_style="bold")
-    for col in ("", "labels", "label rate", metric):
+    for col in ("", "labels", "label rate", metric, *(() if regression else ("balanced acc.",))):
         table.add_column(col, justify="left" if not col else "right")
 
-    def fmt(res) -> str:  # type: ignore[no-untyped-def]
-        return f"{res.mae:.4g}" if regression else f"{100 * res.accuracy:.2f} %"
+    def fmt(res) -> list[str]:  # type: ignore[no-untyped-def]
+        if regression:
+            return [f"{res.mae:.4g}"]
+        return [f"{100 * res.accuracy:.2f} %", f"{100 * res.balanced_accuracy:.2f} %"]
 
     for name, res in (("streamal (active)", sim.active), ("random sampling", sim.random),
                       ("full supervision", sim.full)):
-        table.add_row(name, f"{res.labels:,}", f"{100 * res.label_rate:.2f} %", fmt(res))
+        table.add_row(name, f"{res.labels:,}", f"{100 * res.label_rate:.2f} %", *fmt(res))
     out.print(table)
     if regression:
         out.print(f"Active learning: MAE {sim.active.mae:.4g} with {sim.active.labels:,} labels, "

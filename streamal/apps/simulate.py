@@ -61,6 +61,10 @@ class Simulation:
         }
         if metric == "mae":
             out |= {"mae": self.active.mae, "random_mae": self.random.mae, "full_mae": self.full.mae}
+        else:  # the mean per-class recall: what counts when classes are imbalanced
+            out |= {"balanced_accuracy": self.active.balanced_accuracy,
+                    "random_balanced_accuracy": self.random.balanced_accuracy,
+                    "full_balanced_accuracy": self.full.balanced_accuracy}
         out["trace"] = {
             name: [{"n": n, metric: m, "label_rate": r} for n, m, r in res.trace]
             for name, res in (("active", self.active), ("random", self.random), ("full", self.full))

@@ -33,10 +33,12 @@ def test_simulate_reports_json_and_plot(tmp_path):
     assert result.exit_code == 0, result.output
     assert "random sampling" in result.output and "full supervision" in result.output
     data = json.loads(report.read_text())
-    for key in ("accuracy", "label_rate", "labels", "n", "random_accuracy", "full_accuracy"):
+    for key in ("accuracy", "label_rate", "labels", "n", "random_accuracy", "full_accuracy",
+                "balanced_accuracy", "random_balanced_accuracy", "full_balanced_accuracy"):
         assert key in data
     assert data["n"] == 1250 and abs(data["label_rate"] - 0.1) < 0.005
     assert data["full_accuracy"] > data["accuracy"] > 0.7
+    assert 0.7 < data["balanced_accuracy"] < 1.0 and "balanced acc." in result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

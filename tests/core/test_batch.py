@@ -41,6 +41,9 @@ def test_batches_decide_as_one_by_one(stream, strategy, size):
     assert [d.query for d in got] == [d.query for d in expected]
     assert [d.prediction for d in got] == [d.prediction for d in expected]
     assert max(abs(a.score - b.score) for a, b in zip(got, expected)) < 1e-12
+    for a, b in zip(got, expected):  # the probabilities, made a dict only when read
+        assert a.proba.keys() == b.proba.keys()
+        assert all(abs(a.proba[c] - b.proba[c]) < 1e-12 for c in a.proba)
 
 
 def test_vectorised_probabilities_match_river():

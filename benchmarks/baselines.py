@@ -33,6 +33,8 @@ from typing import Any, NamedTuple, Protocol
 
 from river import active, base, linear_model, multiclass, preprocessing, tree
 
+from streamal.core.evaluate import balanced_accuracy
+
 __all__ = [
     "Asker",
     "Decision",
@@ -209,8 +211,7 @@ class RunResult:
     @property
     def balanced_accuracy(self) -> float:
         """Mean per-class recall over the classes present (for imbalanced streams)."""
-        recalls = [c / t for c, t in self.per_class.values() if t]
-        return sum(recalls) / len(recalls) if recalls else 0.0
+        return balanced_accuracy(self.per_class)
 
     @property
     def throughput(self) -> float:

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streamal.core.learner import ActiveLearner
 
 Stream = Iterable[tuple[Mapping[str, Any], Any]]
+
+
+def balanced_accuracy(per_class: Mapping[Any, Sequence[int]]) -> float:
+    """Mean recall over the classes seen; ``per_class`` maps a class to ``(correct, instances)``.
+
+    >>> balanced_accuracy({"a": (9, 9), "b": (0, 1)})
+    0.5
+    """
+    recalls = [correct / n for correct, n in per_class.values() if n]
+    return sum(recalls) / len(recalls) if recalls else 0.0
 
 
 @dataclass
@@ -36,23 +46,21 @@ class Result:
     #: The most labels asked in any ``window`` consecutive instances.
     max_window_labels: int = 0
     window: int = 1000
-    correct: int = 0
     abs_error: float = 0.0
     regression: bool = False
     trace: list[tuple[int, float, float]] = field(default_factory=list)
-    #: Per class: [instances, correct predictions].
+    #: Per true class: [correct predictions, instances].
     per_class: dict[Any, list[int]] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float | None:
-        return None if self.regression else (self.correct / self.n if self.n else 0.0)
+        if self.regression:
+            return None
+        return sum(correct for correct, _ in self.per_class.values()) / self.n if self.n else 0.0
 
     @property
     def balanced_accuracy(self) -> float | None:
-        if self.regression:
-            return None
-        recalls = [correct / n for n, correct in self.per_class.values()]
-        return sum(recalls) / len(recalls) if recalls else 0.0
+        return None if self.regression else balanced_accuracy(self.per_class)
 
     @property
     def mae(self) -> float | None:
@@ -68,13 +76,11 @@ class Result:
             p = float(prediction) if prediction is not None else 0.0
             self.abs_error += abs(p - float(y)) if math.isfinite(p) else abs(float(y))
         else:
-            hit = prediction == y
-            self.correct += hit
             counts = self.per_class.get(y)
             if counts is None:
                 counts = self.per_class[y] = [0, 0]
-            counts[0] += 1
-            counts[1] += hit
+            counts[0] += prediction == y
+            counts[1] += 1
 
     def _mark(self, every: int) -> None:
         if self.n % every == 0:

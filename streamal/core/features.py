@@ -55,12 +55,13 @@ class Featurizer:
         self._stats: dict[str, list[float]] = {}
 
     def learn_one(self, x: Mapping[str, Any]) -> None:
-        """Update the label-free statistics with one instance."""
+        """Update the label-free statistics with one instance (number statistics only when standardising)."""
         if self._text:
             for k, v in x.items():
                 if k in self._text and isinstance(v, str):
                     self._text[k].learn_one(x)
-        self._numbers(x, self._stats)
+        if self.scale:
+            self._learn_numbers(x)  # the standardised values it returns are not needed here
 
     def transform_one(self, x: Mapping[str, Any]) -> dict[str, float]:
         """The numeric features of one instance under the current statistics."""
@@ -96,10 +97,13 @@ class Featurizer:
         if self._text or not self.scale:
             self.learn_one(x)
             return self.transform_one(x)
+        return self._learn_numbers(x)
+
+    def _learn_numbers(self, x: Mapping[str, Any]) -> dict[str, float]:
+        """Learn the numbers of ``x``; its numbers standardised and its categories one-hot."""
         out: dict[str, float] = {}
         stats = self._stats
         sqrt = math.sqrt
-        # _numbers, specialised for standardising: this runs once per instance.
         for k, v in x.items():
             cls = v.__class__
             if cls is float or cls is int or cls is bool:
@@ -123,24 +127,6 @@ class Featurizer:
             elif cls is str:
                 out[f"{k}={v}"] = 1.0
         return out
-
-    @staticmethod
-    def _numbers(x: Mapping[str, Any], stats: dict[str, list[float]]) -> None:
-        """Learn the numbers of ``x`` (see the class docstring)."""
-        for k, v in x.items():
-            cls = v.__class__
-            if cls is float or cls is int or cls is bool:
-                if v - v != 0.0:  # inf or NaN: a missing value
-                    continue
-                v = float(v)
-                s = stats.get(k)
-                if s is None:
-                    stats[k] = [1.0, v, 0.0, 0.0]
-                    continue
-                d = v - s[1]
-                s[0] += 1.0
-                s[2] += d
-                s[3] += d * d
 
     def learn_transform_many(self, xs: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray] | None:
         """``learn_transform`` of every instance, as one matrix (rows = ``xs``, columns = names).

@@ -208,9 +208,8 @@ class ActiveLearner:
         return (len(self._classes) if self._classifier else self.n_learned) < 2
 
     # -- the label decision ------------------------------------------------
-    def _score(self, z: dict[str, float], proba: Mapping[Hashable, float]) -> float:
-        if self.cold:
-            return 1.0
+    def _strategy_score(self, z: dict[str, float], proba: Mapping[Hashable, float]) -> float:
+        """The strategy's score, 1 when it is not a number in [0, 1]."""
         score = self._strategy.score_one(z, proba)
         return score if 0.0 <= score <= 1.0 else 1.0  # NaN fails both comparisons
 
@@ -293,9 +292,8 @@ class ActiveLearner:
         if self.cold:
             guard = budget.guard
             for i in range(n):
-                query = guard.allows()
-                guard.update(query)
-                out.append(Decision(query, 1.0, budget.threshold, predictions[i], rows[i], classes))
+                threshold = budget.threshold
+                out.append(Decision(guard.ask(), 1.0, threshold, predictions[i], rows[i], classes))
             return out
         for i, score in enumerate(scores):
             threshold = budget.threshold
@@ -309,14 +307,10 @@ class ActiveLearner:
             prediction, proba = self._predict(z)
         budget = self._budget
         threshold = budget.threshold
-        if (len(self._classes) if self._classifier else self.n_learned) < 2:  # cold
-            score = 1.0
-            query = budget.guard.allows()
-            budget.guard.update(query)
+        if self.cold:
+            score, query = 1.0, budget.guard.ask()
         else:
-            score = self._strategy.score_one(z, proba)
-            if not 0.0 <= score <= 1.0:  # NaN fails both comparisons
-                score = 1.0
+            score = self._strategy_score(z, proba)
             query = budget.ask(score)
         if self._observes:
             self._strategy.observe_one(z)
@@ -336,7 +330,7 @@ class ActiveLearner:
         zs, scores = [], []
         for x in xs:
             z = self._features.learn_transform(x)
-            scores.append(self._score(z, self._predict(z)[1]))
+            scores.append(1.0 if self.cold else self._strategy_score(z, self._predict(z)[1]))
             self._strategy.observe_one(z)
             zs.append(z)
         return diverse_top_k(zs, scores, k)

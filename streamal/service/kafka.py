@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import kafka.errors
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -153,7 +153,22 @@ class _Listener(ConsumerRebalanceListener):
             self._on_assign({(tp.topic, tp.partition) for tp in assigned})
 
 
-class KafkaSource:
+class _Closing:
+    """``with`` closes the client."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class KafkaSource(_Closing):
     """A consumer that hands out :class:`Record` values and commits only when told to."""
 
     def __init__(self, consumer: KafkaConsumer) -> None:
@@ -227,14 +242,6 @@ class KafkaSource:
         """Leave the group and close the connections; never commits."""
         self.client.close(autocommit=False)
 
-    def __enter__(self) -> KafkaSource:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
 
 def group_consumer(
     settings: Settings,
@@ -276,7 +283,7 @@ def reader(settings: Settings, topics: Sequence[str], **overrides: Any) -> Kafka
 # ---------------------------------------------------------------------- producing
 
 
-class KafkaSink:
+class KafkaSink(_Closing):
     """A producer whose :meth:`flush` says whether every record since the last flush was stored."""
 
     def __init__(self, producer: KafkaProducer) -> None:
@@ -315,14 +322,6 @@ class KafkaSink:
     def close(self, timeout_s: float | None = None) -> None:
         """Send what is queued, then close."""
         self.client.close(timeout=timeout_s)
-
-    def __enter__(self) -> KafkaSink:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaSink:

@@ -206,17 +206,14 @@ class Service:
         records = self.group.poll(timeout_s, limit)
         commit: dict[Partition, int] = {}
         instances: list[Unlabeled] = []
-        # Locals: this loop runs once per record.
         topic_instances, topic_labels = self.config.topic_instances, self.config.topic_labels
-        max_bytes = self.config.max_message_bytes
         offsets = commit if self.config.mode == "stream" else self._held  # pool: committed once decided
         for record in records:
             topic = record.topic
             if topic == topic_instances:
-                try:
-                    instances.append(read_instance(record.value, max_bytes))
-                except InvalidMessage as exc:
-                    self._reject(record, exc.reason, str(exc))
+                instance = self._validate(record, read_instance)
+                if instance is not None:
+                    instances.append(instance)
                 offsets[(topic, record.partition)] = record.offset + 1
             elif topic == topic_labels:
                 self._handle_label(record)

@@ -183,14 +183,19 @@ def test_keys_land_on_their_murmur2_partition_for_instances_and_labels(
     assert len(set(stored.values())) > 1  # the keys really spread over partitions
 
 
-@integration
-def test_a_new_consumer_in_the_group_resumes_after_the_committed_offset(settings: Settings) -> None:
+def ten_on_one_partition(settings: Settings) -> int:
+    """Create the topics and send instances 0..9 under one key: the partition they landed on."""
     kafka.ensure_topics(settings)
-    topic = settings.topic_instances
     with kafka.producer(settings) as sink:
         for i in range(10):
-            sink.send(topic, encode(instance(i)), key="same-key")  # one partition
-        partition = sink.flush()[0].partition
+            sink.send(settings.topic_instances, encode(instance(i)), key="same-key")
+        return sink.flush()[0].partition
+
+
+@integration
+def test_a_new_consumer_in_the_group_resumes_after_the_committed_offset(settings: Settings) -> None:
+    topic = settings.topic_instances
+    partition = ten_on_one_partition(settings)
 
     with kafka.group_consumer(settings, [topic]) as first:
         records = drain(first, 10)
@@ -209,12 +214,8 @@ def test_a_new_consumer_in_the_group_resumes_after_the_committed_offset(settings
 
 @integration
 def test_a_reader_seeks_and_locates_its_errors(settings: Settings) -> None:
-    kafka.ensure_topics(settings)
     topic = settings.topic_instances
-    with kafka.producer(settings) as sink:
-        for i in range(10):
-            sink.send(topic, encode(instance(i)), key="same-key")
-        partition = sink.flush()[0].partition
+    partition = ten_on_one_partition(settings)
     with kafka.reader(settings, [topic]) as source:
         assert source.assignment() == {(topic, p) for p in range(3)}
         source.seek(topic, partition, 7)

@@ -42,9 +42,7 @@ class BudgetGuard:
     >>> guard = BudgetGuard(budget=0.1, window=100, tolerance=0.5)
     >>> asked = 0
     >>> for _ in range(1_000):
-    ...     query = guard.allows()  # a manager that always wants a label
-    ...     guard.update(query)
-    ...     asked += query
+    ...     asked += guard.ask()  # a manager that always wants a label
     >>> asked
     100
 
@@ -106,6 +104,12 @@ class BudgetGuard:
             in_window + 1 <= self._cap
             and self._balance + self.budget - 1.0 >= -debt
         )
+
+    def ask(self) -> bool:
+        """Ask whenever both rules allow (cold start, where every label is wanted); records the decision."""
+        query = self.allows()
+        self.update(query)
+        return query
 
     def update(self, asked: bool) -> None:
         """Record the final decision for one instance."""

@@ -20,7 +20,22 @@ from streamal.core.strategies import Strategy, strategies
 #: Defaults chosen by ``benchmarks/label_efficiency.py`` (see the README).
 DEFAULT_MODEL = "logistic_regression"
 DEFAULT_STRATEGY = "margin"
+#: Per task: margin needs class probabilities; a regressor is scored by the
+#: disagreement of a committee (variance reduction).
+DEFAULT_STRATEGIES: dict[str, str] = {"classification": DEFAULT_STRATEGY, "regression": "variance_reduction"}
 DEFAULT_BUDGET_MANAGER = "variable_uncertainty"
+
+
+def default_strategy(task: str) -> str:
+    """The query strategy used for ``task`` when none is named.
+
+    >>> default_strategy("classification"), default_strategy("regression")
+    ('margin', 'variance_reduction')
+    """
+    try:
+        return DEFAULT_STRATEGIES[task]
+    except KeyError:
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}") from None
 #: Warm-up of the one-vs-rest logistic regression: until it has learned
 #: ``WARMUP_LABELS`` labels, every new label refits it from scratch on all the
 #: labels so far, standardised with the current feature statistics (the first

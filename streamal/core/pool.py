@@ -71,3 +71,20 @@ def diverse_top_k(
         d2 = ((x - x[best]) ** 2).sum(axis=1)
         max_sim = np.maximum(max_sim, np.exp(-d2 / (2.0 * h2)))
     return picked
+
+
+def window_quota(budget: float, size: int, carry: float = 0.0) -> tuple[int, float]:
+    """Labels to ask for in a window of ``size`` instances at ``budget``, and the fraction carried on.
+
+    ``budget · size + carry`` rounded down; the remainder carries over to the
+    next window, so windows of any size spend the budget exactly over time.
+
+    >>> window_quota(0.05, 30)        # 1.5 labels: 1 now, half a label carried
+    (1, 0.5)
+    >>> window_quota(0.05, 30, 0.5)
+    (2, 0.0)
+
+    """
+    wanted = budget * size + carry
+    k = int(wanted)
+    return k, wanted - k

@@ -121,27 +121,3 @@ def as_matrix(zs: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]
     """Feature dicts as one matrix: the names they use, and a row each (0 where a name is absent)."""
     names = list(dict.fromkeys(k for z in zs for k in z))
     return names, np.array([[z.get(n, 0.0) for n in names] for z in zs], dtype=float).reshape(len(zs), len(names))
-
-
-def margin_many(p: np.ndarray) -> np.ndarray:
-    """``1 − (p₁ − p₂)`` per row (rows already normalised)."""
-    if p.shape[1] == 1:
-        return np.zeros(len(p))
-    top = -np.partition(-p, 1, axis=1)[:, :2]
-    return np.clip(1.0 - (top[:, 0] - top[:, 1]), 0.0, 1.0)
-
-
-def least_confidence_many(p: np.ndarray) -> np.ndarray:
-    return np.clip(1.0 - p.max(axis=1), 0.0, 1.0)
-
-
-def entropy_many(p: np.ndarray) -> np.ndarray:
-    k = p.shape[1]
-    if k == 1:
-        return np.zeros(len(p))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.where(p > 0.0, p * np.log(p), 0.0).sum(axis=1)
-    return np.clip(h / np.log(k), 0.0, 1.0)
-
-
-SCORERS = {"margin": margin_many, "least_confidence": least_confidence_many, "entropy": entropy_many}

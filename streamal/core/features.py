@@ -8,11 +8,23 @@ document frequencies of free text.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from river import feature_extraction
+
+
+def _other_number(v: Any) -> float | None:
+    """A number of a type other than ``float``/``int``/``bool`` as a float; ``None`` if it is no number.
+
+    >>> _other_number(np.float32(0.5)), _other_number(np.bool_(True)), _other_number([1])
+    (0.5, 1.0, None)
+    """
+    if isinstance(v, (numbers.Real, np.bool_)):
+        return float(v)
+    return None
 
 
 class Featurizer:
@@ -26,7 +38,9 @@ class Featurizer:
       TF-IDF weights (River's ``feature_extraction.TFIDF``) of
       ``name:token``, with document frequencies learned from every instance.
 
-    Non-finite numbers and ``None`` are dropped (a missing value).
+    Non-finite numbers and ``None`` are dropped (a missing value). Numbers of
+    other types (numpy scalars, ``Fraction``) count as the float they convert
+    to, one by one as in a batch.
 
     The running mean and variance use shifted sums: with ``K`` the feature's
     first value and ``d = x − K``, ``n``, ``S = Σd`` and ``Q = Σd²`` give
@@ -74,6 +88,11 @@ class Featurizer:
                         out[f"{k}:{token}"] = w
                 continue
             cls = v.__class__
+            if cls is not float and cls is not int and cls is not bool and cls is not str:
+                v = _other_number(v)  # numpy scalars and the like; None: dropped
+                if v is None:
+                    continue
+                cls = float
             if cls is float or cls is int or cls is bool:
                 if v - v != 0.0:
                     continue
@@ -106,6 +125,11 @@ class Featurizer:
         sqrt = math.sqrt
         for k, v in x.items():
             cls = v.__class__
+            if cls is not float and cls is not int and cls is not bool and cls is not str:
+                v = _other_number(v)  # numpy scalars and the like; None: dropped
+                if v is None:
+                    continue
+                cls = float
             if cls is float or cls is int or cls is bool:
                 if v - v != 0.0:  # inf or NaN: a missing value
                     continue

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
+import math
+import numbers
+from dataclasses import dataclass
 from functools import partial
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
@@ -11,11 +15,13 @@ from river import drift
 
 from streamal.core import batch
 from streamal.core.budget import BudgetManager, budget_managers
+from streamal.core.errors import ParameterError
 from streamal.core.features import Featurizer
 from streamal.core.models import Task, build_model
 from streamal.core.pool import diverse_top_k
 from streamal.core.registry import Registry
 from streamal.core.strategies import Strategy, strategies
+from streamal.core.strategies.base import batch_scorer
 
 #: Defaults chosen by ``benchmarks/label_efficiency.py`` (see the README).
 DEFAULT_MODEL = "logistic_regression"
@@ -52,6 +58,30 @@ WARMUP_EPOCHS = 3
 
 
 _UNKNOWN = object()
+
+
+def _check_instance(x: Any) -> None:
+    """TypeError unless ``x`` is a mapping of feature names to values."""
+    if not isinstance(x, Mapping):
+        raise TypeError(f"an instance must be a mapping of feature names to values (a dict), got {type(x).__name__}")
+
+
+def _check_label(y: Any, classification: bool) -> None:
+    """A label is a class (not ``None``) or, for regression, a finite number."""
+    if y is None:
+        raise ValueError("the label is None: learn needs a class (or, for regression, a number)")
+    if not classification and (isinstance(y, bool) or not isinstance(y, numbers.Real) or not math.isfinite(y)):
+        raise ValueError(f"a regression label must be a finite number, got {y!r}")
+
+
+@dataclass(frozen=True)
+class Tentative:
+    """Decisions made on a copy of the budget manager (see :meth:`ActiveLearner.decide_many`)."""
+
+    decisions: list[Decision]
+    manager: Any
+    base: Any
+    base_n: int
 
 
 class Decision:
@@ -99,15 +129,34 @@ class Decision:
         )
 
 
-def _create(registry: Registry[Any], spec: Any, **params: Any) -> Any:
+def _create(registry: Registry[Any], spec: Any, parameter: str, **params: Any) -> Any:
     """A component by name (passing only the parameters it accepts) or as given."""
     if not isinstance(spec, str):
         return spec
-    if spec not in registry:
-        registry.create(spec)  # raises the "unknown …; choose one of" error
-    factory = registry._factories[spec]
+    try:
+        factory = registry.factory(spec)
+    except ValueError as exc:
+        raise ParameterError(parameter, str(exc)) from None
     accepted = inspect.signature(factory).parameters
-    return registry.create(spec, **{k: v for k, v in params.items() if k in accepted})
+    return factory(**{k: v for k, v in params.items() if k in accepted})
+
+
+def _budget_of(manager: Any, budget: float | None) -> float:
+    """The budget to use: ``budget``, or a given manager's own; both given must agree."""
+    own = getattr(manager, "budget", None) if not isinstance(manager, str) else None
+    if budget is None:
+        return own if own is not None else DEFAULT_BUDGET
+    if own is not None and abs(own - budget) > 1e-12:
+        raise ParameterError(
+            "budget_manager",
+            f"the given {type(manager).__name__} aims at budget {own!r} but budget={budget!r}: "
+            "leave budget out to use the manager's, or make them equal",
+        )
+    return budget
+
+
+#: The budget when neither ``budget`` nor a budget-manager instance gives one.
+DEFAULT_BUDGET = 0.05
 
 
 class ActiveLearner:
@@ -119,6 +168,11 @@ class ActiveLearner:
     density), never the model. ``learn(x, y)`` is the only thing that changes
     the model. ``select(xs, k)`` is the pool-based variant: the k most
     informative, mutually diverse instances of a window.
+
+    The strategy defaults to the task's (:func:`default_strategy`); the
+    budget to 0.05, or to the budget of a budget-manager instance given in
+    place of a name. Every parameter is checked here, and an invalid one
+    raises :class:`ParameterError` naming it.
 
     Cold start: while a classifier has seen fewer than two classes (a
     regressor fewer than two labels) every instance scores 1 and is asked
@@ -143,21 +197,26 @@ class ActiveLearner:
     def __init__(
         self,
         model: str | Any = DEFAULT_MODEL,
-        strategy: str | Strategy = DEFAULT_STRATEGY,
+        strategy: str | Strategy | None = None,
         budget_manager: str | BudgetManager = DEFAULT_BUDGET_MANAGER,
-        budget: float = 0.05,
+        budget: float | None = None,
         *,
         task: Task = "classification",
         text_features: Iterable[str] = (),
         drift_boost: float = 0.0,
         seed: int = 0,
     ) -> None:
-        if not (isinstance(budget, (int, float)) and 0.0 < budget <= 1.0):
-            raise ValueError(f"budget must be in (0, 1], got {budget!r}")
         if task not in ("classification", "regression"):
-            raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+            raise ParameterError("task", f"must be 'classification' or 'regression', got {task!r}")
+        budget = _budget_of(budget_manager, budget)
+        if isinstance(budget, bool) or not (isinstance(budget, (int, float)) and 0.0 < budget <= 1.0):
+            raise ParameterError("budget", f"must be a fraction in (0, 1], got {budget!r}")
+        if not (isinstance(drift_boost, (int, float)) and 0.0 <= drift_boost <= 1.0):
+            raise ParameterError("drift_boost", f"must be in [0, 1], got {drift_boost!r}")
+        if isinstance(text_features, str):
+            raise ParameterError("text_features", f"must be a list of feature names, got the string {text_features!r}")
         self.model = model
-        self.strategy = strategy
+        self.strategy = default_strategy(task) if strategy is None else strategy
         self.budget_manager = budget_manager
         self.budget = budget
         self.task = task
@@ -167,16 +226,17 @@ class ActiveLearner:
 
         self._model, scaled = build_model(model, task)
         self._features = Featurizer(self.text_features, scale=scaled)
-        self._strategy: Strategy = _create(strategies, strategy, seed=seed)
-        if task not in self._strategy.tasks:
-            raise ValueError(
-                f"strategy {getattr(self._strategy, 'name', strategy)!r} does not support {task}; "
-                f"use one of: {', '.join(n for n in strategies.names() if task in strategies._factories[n].tasks)}"
+        self._strategy: Strategy = _create(strategies, self.strategy, "strategy", seed=seed)
+        if task not in getattr(self._strategy, "tasks", ()):
+            able = ", ".join(n for n in strategies.names() if task in strategies.factory(n).tasks)
+            raise ParameterError(
+                "strategy", f"{getattr(self._strategy, 'name', self.strategy)!r} does not support {task}; use one of: {able}"
             )
         self._strategy.setup(self._model)
         # Most strategies keep no label-free state: skip the no-op call per instance.
         self._observes = type(self._strategy).observe_one is not Strategy.observe_one
-        self._budget: BudgetManager = _create(budget_managers, budget_manager, budget=budget, seed=seed)
+        self._score_many = batch_scorer(self._strategy)
+        self._budget: BudgetManager = _create(budget_managers, budget_manager, "budget_manager", budget=budget, seed=seed)
         self._classifier = task == "classification"
         self._ovr_logistic = batch.is_ovr_logistic(self._model)
         self._learn_one = (
@@ -197,6 +257,28 @@ class ActiveLearner:
         # (f = 0.5 at 10 %: 77.66 vs 77.53 %, up to 6 % over budget).
         self._drift = drift.ADWIN()
         self.drifts = 0
+
+    # -- what the service reads and sets ------------------------------------
+    @property
+    def budget_in_force(self) -> float:
+        """The budget the manager aims at now (``budget``, unless :meth:`set_budget` changed it)."""
+        return self._budget.budget
+
+    def set_budget(self, budget: float) -> None:
+        """Aim at ``budget`` from the next decision on (a restart with a new setting, annotator capacity)."""
+        if isinstance(budget, bool) or not (isinstance(budget, (int, float)) and 0.0 < budget <= 1.0):
+            raise ParameterError("budget", f"must be a fraction in (0, 1], got {budget!r}")
+        if budget != self._budget.budget:
+            self._budget.set_budget(budget)
+
+    @property
+    def classes(self) -> frozenset[Hashable]:
+        """The classes learned so far (classification)."""
+        return frozenset(self._classes)
+
+    def knows_class(self, y: Hashable) -> bool:
+        """Whether ``y`` was learned as a class already."""
+        return y in self._classes
 
     # -- prediction ------------------------------------------------------
     def predict_proba_one(self, x: Mapping[str, Any]) -> dict[Hashable, float]:
@@ -230,8 +312,12 @@ class ActiveLearner:
 
     def ask(self, x: Mapping[str, Any]) -> Decision:
         """Decide whether to ask for the label of ``x``; updates the budget manager."""
-        z = self._features.learn_transform(x)
-        decision = self._decide(z)
+        try:
+            z = self._features.learn_transform(x)
+        except AttributeError:
+            _check_instance(x)
+            raise
+        decision = self._decide(z, self._budget)
         self._asked = (x, decision.prediction)
         return decision
 
@@ -245,9 +331,14 @@ class ActiveLearner:
         training topic: a negligible tilt at any budget). Right after ``ask``
         of the same instance (the same object) its prediction is reused.
         """
+        _check_label(y, self._classifier)
         asked, self._asked = self._asked, None
         prediction = asked[1] if asked is not None and asked[0] is x else _UNKNOWN
-        z = self._features.learn_transform(x)
+        try:
+            z = self._features.learn_transform(x)
+        except AttributeError:
+            _check_instance(x)
+            raise
         if self._classifier and not self.cold:
             if prediction is _UNKNOWN:
                 prediction = self._predict(z)[0]
@@ -283,13 +374,52 @@ class ActiveLearner:
 
         Probabilities and uncertainty scores are computed for the whole batch
         with numpy when the model and strategy allow (see
-        :mod:`streamal.core.batch`); feature statistics and the budget manager
-        still walk the instances in order, so the decisions are those of
-        one-by-one asking.
+        :mod:`streamal.core.batch` and :func:`batch_scorer`); feature
+        statistics and the budget manager still walk the instances in order,
+        so the decisions are those of one-by-one asking.
         """
-        scorer = batch.SCORERS.get(getattr(self._strategy, "name", ""))
+        return self._walk(xs, self._budget)
+
+    def decide_many(self, xs: Sequence[Mapping[str, Any]]) -> Tentative:
+        """The decisions ``ask_many(xs)`` would make, leaving the budget manager as it is.
+
+        Decide, then update: the budget manager walks ``xs`` on a copy, and
+        :meth:`confirm` makes that copy the manager in force — in the service,
+        once the broker acknowledged the label requests. Decisions never
+        confirmed (a failed flush) leave no trace in the budget. Label-free
+        statistics (feature scaling) learn from ``xs`` either way.
+
+        >>> al = ActiveLearner(budget=0.5)
+        >>> t = al.decide_many([{"x": 1.0}, {"x": 2.0}])
+        >>> al.label_rate, [d.query for d in t.decisions]
+        (0.0, [True, True])
+        >>> al.confirm(t)
+        >>> al.label_rate
+        1.0
+
+        """
+        manager = copy.deepcopy(self._budget)
+        return Tentative(self._walk(xs, manager), manager, self._budget, self._budget.guard.n)
+
+    def confirm(self, tentative: Tentative) -> None:
+        """Apply decisions from :meth:`decide_many`; refused if the budget moved since they were made."""
+        if tentative.base is not self._budget or tentative.base_n != self._budget.guard.n:
+            raise RuntimeError("these decisions were made on a budget state that has moved since: decide again")
+        self._budget = tentative.manager
+
+    def _walk(self, xs: Sequence[Mapping[str, Any]], budget: BudgetManager) -> list[Decision]:
+        """Decide on ``xs`` in order, updating ``budget``: scores for the whole batch where vectorised."""
+        for x in xs:
+            if x.__class__ is not dict:
+                _check_instance(x)
+        scorer = self._score_many
         if not xs or not self._classifier or scorer is None or self._observes or not self._ovr_logistic:
-            return [self.ask(x) for x in xs]
+            out = []
+            for x in xs:
+                decision = self._decide(self._features.learn_transform(x), budget)
+                out.append(decision)
+                self._asked = (x, decision.prediction)
+            return out
         matrix = self._features.learn_transform_many(xs)
         if matrix is None:  # not all plain numbers under the same names
             matrix = batch.as_matrix([self._features.learn_transform(x) for x in xs])
@@ -302,7 +432,6 @@ class ActiveLearner:
         else:  # no label yet
             scores, predictions, rows, classes = [1.0] * n, [None] * n, [None] * n, None
         self._asked = (xs[-1], predictions[-1])  # as ``ask`` leaves it
-        budget = self._budget
         out = []
         if self.cold:
             guard = budget.guard
@@ -315,12 +444,11 @@ class ActiveLearner:
             out.append(Decision(budget.ask(score), score, threshold, predictions[i], rows[i], classes))
         return out
 
-    def _decide(self, z: dict[str, float]) -> Decision:
+    def _decide(self, z: dict[str, float], budget: BudgetManager) -> Decision:
         if self._ovr_logistic:  # the default model, without two calls per instance
             prediction, proba = batch.ovr_logistic_predict_one(self._model, z)
         else:
             prediction, proba = self._predict(z)
-        budget = self._budget
         threshold = budget.threshold
         if self.cold:
             score, query = 1.0, budget.guard.ask()

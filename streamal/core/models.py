@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from river import linear_model, multiclass, naive_bayes, optim, tree
+from river import base as river_base
 
+from streamal.core.errors import ParameterError
 from streamal.core.registry import Registry
 
 Task = Literal["classification", "regression"]
@@ -30,7 +32,7 @@ def _per_task(classifier: Callable[[], Any], regressor: Callable[[], Any] | None
         if task == "classification":
             return classifier()
         if regressor is None:
-            raise ValueError("this model does classification only; set STREAMAL_TASK=classification")
+            raise ValueError("does classification only, and the task is regression")
         return regressor()
 
     return build
@@ -74,29 +76,56 @@ models.register("naive_bayes")(
     lambda: ModelSpec(build=_per_task(naive_bayes.GaussianNB, None), scaled=False)
 )
 
+def _check_river(model: Any, task: Task, what: str) -> Any:
+    """``model`` if it has what the learner calls for ``task``; otherwise a ParameterError naming what is missing."""
+    needed = ("learn_one", "predict_proba_one") if task == "classification" else ("learn_one", "predict_one")
+    missing = [m for m in needed if not callable(getattr(model, m, None))]
+    if not missing and task == "regression" and isinstance(model, river_base.Classifier):
+        raise ParameterError("model", f"{what} is a classifier, and the task is regression")
+    if missing:
+        raise ParameterError(
+            "model", f"{what} is not a River {'classifier' if task == 'classification' else 'regressor'}: "
+            f"it has no {' or '.join(missing)} (any River estimator works, e.g. river.tree.HoeffdingTreeClassifier())"
+        )
+    return model
+
+
 def build_model(model: str | Any, task: Task) -> tuple[Any, bool]:
     """The model for ``task`` and whether the learner should standardise its inputs.
 
     ``model`` is a registered name, ``"module:factory"`` (a callable returning a
     River estimator; its inputs are not standardised) or a River estimator
-    instance, used as given.
+    instance, used as given. Anything else raises :class:`ParameterError`.
 
     >>> m, scaled = build_model("hoeffding_tree", "classification")
     >>> type(m).__name__, scaled
     ('HoeffdingTreeClassifier', False)
+    >>> build_model(object(), "classification")
+    Traceback (most recent call last):
+    ...
+    streamal.core.errors.ParameterError: model: object is not a River classifier: it has no learn_one or predict_proba_one (any River estimator works, e.g. river.tree.HoeffdingTreeClassifier())
 
     """
     if not isinstance(model, str):
-        return model, False
+        return _check_river(model, task, type(model).__name__), False
     if ":" in model:
         module_name, _, attr = model.partition(":")
         try:
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot import model factory {model!r}: {exc}") from None
-        return factory(), False
-    spec = models.create(model)
-    built = spec.build(task)
+            raise ParameterError("model", f"cannot import model factory {model!r}: {exc}") from None
+        if not callable(factory):
+            raise ParameterError("model", f"{model!r} is not callable: name a function or class that returns a River model")
+        try:
+            built = factory()
+        except Exception as exc:  # the user's factory: say it failed, in one line
+            raise ParameterError("model", f"{model!r}() failed: {type(exc).__name__}: {exc}") from None
+        return _check_river(built, task, f"{model!r}() returned {type(built).__name__}, which"), False
+    try:
+        spec = models.create(model)
+        built = spec.build(task)
+    except ValueError as exc:
+        raise ParameterError("model", f"{model!r} {exc}" if not str(exc).startswith("unknown") else str(exc)) from None
     if built is None:
-        raise ValueError(f"model {model!r} does regression only; set STREAMAL_TASK=regression")
+        raise ParameterError("model", f"{model!r} does regression only, and the task is classification")
     return built, spec.scaled

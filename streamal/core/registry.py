@@ -47,11 +47,14 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         return name in self._factories
 
-    def create(self, name: str, **params: Any) -> T:
+    def factory(self, name: str) -> Callable[..., T]:
+        """The factory registered as ``name``; ValueError listing the known names otherwise."""
         try:
-            factory = self._factories[name]
+            return self._factories[name]
         except KeyError:
             raise ValueError(
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
-        return factory(**params)
+
+    def create(self, name: str, **params: Any) -> T:
+        return self.factory(name)(**params)

@@ -89,3 +89,34 @@ def test_other_optimizers_and_penalties_learn_the_river_way():
         multiclass.OneVsRestClassifier(linear_model.LogisticRegression(optimizer=optim.Adam()))
     )
     assert not batch.has_sgd_logistic_learner(multiclass.OneVsRestClassifier(linear_model.LogisticRegression(l2=0.1)))
+
+
+def test_a_subclass_with_its_own_score_is_scored_by_it_in_batches_too():
+    from streamal.core.strategies import Margin
+
+    class SquaredMargin(Margin):  # no score_many of its own: the parent's must not be used
+        def score_one(self, x, proba):
+            return super().score_one(x, proba) ** 2
+
+    data = list(datasets.Phishing())
+    one = ActiveLearner(strategy=SquaredMargin(), budget=0.1, seed=2)
+    many = copy.deepcopy(one)
+    for x, y in data[:100]:
+        one.learn(x, y)
+        many.learn(x, y)
+    xs = [x for x, _ in data[100:600]]
+    expected = [one.ask(x) for x in xs]
+    got = many.ask_many(xs)
+    assert [d.score for d in got] == pytest.approx([d.score for d in expected], abs=1e-12)
+    assert [d.query for d in got] == [d.query for d in expected]
+
+
+def test_numpy_numbers_count_one_by_one_as_in_a_batch():
+    rng = np.random.default_rng(0)
+    xs = [{"a": np.float32(v), "b": np.int64(i), "c": np.bool_(i % 2)} for i, v in enumerate(rng.normal(size=300))]
+    one, many = ActiveLearner(budget=0.1, seed=1), ActiveLearner(budget=0.1, seed=1)
+    expected = [one.ask(x) for x in xs]
+    got = many.ask_many(xs)
+    assert [d.query for d in got] == [d.query for d in expected]
+    assert one._features.transform_one(xs[-1]) == pytest.approx(many._features.transform_one(xs[-1]))
+    assert len(one._features.transform_one(xs[-1])) == 3  # none dropped

@@ -179,3 +179,23 @@ def test_the_first_labels_come_at_once_and_are_paid_back() -> None:
     assert later.allows()
     later.update(True)
     assert not later.allows()  # the usual slack of one label
+
+
+def test_split_tells_its_inner_manager_what_was_asked():
+    """When the guard refuses what the inner rule wanted, the inner guard records no query."""
+    split = budget_managers.create("split", budget=0.05, random_share=0.0)  # every instance to the inner arm
+    for _ in range(2000):
+        split.ask(1.0)  # always wanted: the guard keeps the rate at the budget
+    assert split.guard.asked == split._inner.guard.asked
+    assert split._inner.guard.rate == pytest.approx(0.05, rel=0.1)
+
+
+def test_quantile_history_follows_a_new_budget():
+    q = budget_managers.create("quantile", budget=0.01)  # history max(100, 20 / 0.01) = 2000
+    rng = random.Random(0)
+    run(q, [rng.random() for _ in range(3000)])
+    q.set_budget(0.1)  # 20 / 0.1 = 200 scores are enough now: the older ones are dropped
+    assert q._size == 200 and len(q._sorted) == len(q._recent) == 200
+    fixed = budget_managers.create("quantile", budget=0.01, history=500)
+    fixed.set_budget(0.1)
+    assert fixed._size == 500  # a history given as a parameter stays as given

@@ -12,6 +12,8 @@ from river import datasets, linear_model, naive_bayes, tree
 from river.datasets import synth
 
 from streamal import ActiveLearner
+from streamal.core.budget import VariableUncertainty
+from streamal.core.errors import ParameterError
 from streamal.apps.datasets import tickets
 from streamal.core.evaluate import prequential
 
@@ -112,20 +114,87 @@ def test_model_by_module_factory():
 
 
 @pytest.mark.parametrize(
-    ("params", "message"),
+    ("params", "parameter", "message"),
     [
-        ({"budget": 0}, "budget must be in \\(0, 1\\]"),
-        ({"budget": "0.1"}, "budget must be in \\(0, 1\\]"),
-        ({"task": "ranking"}, "task must be"),
-        ({"model": "svm"}, "unknown model 'svm'; choose one of"),
-        ({"budget_manager": "greedy"}, "unknown budget manager 'greedy'"),
-        ({"strategy": "margin", "task": "regression", "model": "linear_regression"}, "does not support regression"),
-        ({"model": "naive_bayes", "task": "regression", "strategy": "random"}, "classification only"),
+        ({"budget": 0}, "budget", "must be a fraction in \\(0, 1\\]"),
+        ({"budget": "0.1"}, "budget", "must be a fraction in \\(0, 1\\]"),
+        ({"budget": True}, "budget", "must be a fraction"),
+        ({"task": "ranking"}, "task", "must be 'classification' or 'regression'"),
+        ({"model": "svm"}, "model", "unknown model 'svm'; choose one of"),
+        ({"model": object()}, "model", "has no learn_one or predict_proba_one"),
+        ({"model": "river.tree:HoeffdingTreeClassifier", "task": "regression"}, "model", "is a classifier, and the task is regression"),
+        ({"budget_manager": "greedy"}, "budget_manager", "unknown budget manager 'greedy'"),
+        ({"strategy": "warp"}, "strategy", "unknown strategy 'warp'"),
+        ({"strategy": "margin", "task": "regression", "model": "linear_regression"}, "strategy",
+         "'margin' does not support regression"),
+        ({"model": "naive_bayes", "task": "regression", "strategy": "random"}, "model", "classification only"),
+        ({"drift_boost": 2}, "drift_boost", "must be in \\[0, 1\\]"),
+        ({"text_features": "body"}, "text_features", "a list of feature names"),
     ],
 )
-def test_bad_configuration_fails_at_construction(params, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_configuration_fails_at_construction_naming_the_parameter(params, parameter, message):
+    with pytest.raises(ParameterError, match=message) as caught:
         ActiveLearner(**params)
+    assert caught.value.parameter == parameter
+    assert str(caught.value).startswith(f"{parameter}: ")  # the Python name, never a STREAMAL_ setting
+
+
+def test_the_default_strategy_follows_the_task():
+    assert ActiveLearner().strategy == "margin"
+    assert ActiveLearner(task="regression").strategy == "variance_reduction"
+
+
+def test_a_budget_manager_instance_and_budget_must_agree():
+    manager = VariableUncertainty(budget=0.1)
+    assert ActiveLearner(budget_manager=manager).budget_in_force == 0.1  # budget left out: the manager's
+    assert ActiveLearner(budget_manager=VariableUncertainty(budget=0.1), budget=0.1).budget == 0.1
+    with pytest.raises(ParameterError, match="aims at budget 0.1 but budget=0.05") as caught:
+        ActiveLearner(budget_manager=VariableUncertainty(budget=0.1), budget=0.05)
+    assert caught.value.parameter == "budget_manager"
+
+
+def test_an_instance_must_be_a_mapping_and_a_label_not_none():
+    al = ActiveLearner()
+    for call in (lambda: al.ask([1.0, 2.0]), lambda: al.ask_many([[1.0, 2.0]]),
+                 lambda: al.decide_many([{"a": 1.0}, (1.0,)]), lambda: al.learn([1.0], "a")):
+        with pytest.raises(TypeError, match="must be a mapping of feature names to values"):
+            call()
+    with pytest.raises(ValueError, match="the label is None"):
+        al.learn({"a": 1.0}, None)
+    assert al.n_learned == 0 and al.classes == frozenset()
+    reg = ActiveLearner(task="regression")
+    for bad in ("3", float("nan"), True):
+        with pytest.raises(ValueError, match="finite number"):
+            reg.learn({"a": 1.0}, bad)
+
+
+def test_set_budget_is_in_force_from_the_next_decision():
+    al = ActiveLearner(budget=0.05)
+    stream = [x for x, _ in datasets.Phishing()]
+    for x in stream[:500]:
+        al.ask(x)
+    al.set_budget(0.2)
+    assert al.budget_in_force == 0.2 and al.budget == 0.05  # the parameter stays as given
+    asked = sum(al.ask(x).query for x in stream[500:] * 4)
+    assert asked / (4 * len(stream[500:])) == pytest.approx(0.2, rel=0.1)
+    with pytest.raises(ParameterError):
+        al.set_budget(0.0)
+
+
+def test_decide_many_moves_no_budget_until_confirmed():
+    stream = [x for x, _ in datasets.Phishing()]
+    al, twin = ActiveLearner(budget=0.1, seed=3), ActiveLearner(budget=0.1, seed=3)
+    before = copy.deepcopy(al._budget)
+    tentative = al.decide_many(stream[:200])
+    assert vars(al._budget.guard) == vars(before.guard)  # nothing counted yet
+    assert [d.query for d in tentative.decisions] == [d.query for d in twin.ask_many(stream[:200])]
+    al.confirm(tentative)
+    assert al.label_rate == twin.label_rate > 0
+    # Decisions made on a state that moved since are refused (they would undo what moved it).
+    stale = al.decide_many(stream[200:300])
+    al.ask(stream[300])
+    with pytest.raises(RuntimeError, match="moved since"):
+        al.confirm(stale)
 
 
 def test_select_picks_informative_and_avoids_duplicates():

@@ -24,7 +24,7 @@ class BudgetManager:
     deficit and saves a surplus. Subclasses implement ``wants`` (their own
     rule, given the effective budget) and ``_learn`` (their threshold
     dynamics, fed with what the rule wanted, so a threshold rises when the
-    guard had to refuse).
+    guard had to refuse, and with what was finally asked).
     """
 
     name: ClassVar[str]
@@ -54,8 +54,8 @@ class BudgetManager:
         """The manager's own rule, before the guard; changes nothing."""
         raise NotImplementedError
 
-    def _learn(self, score: float, wanted: bool) -> None:
-        """Threshold dynamics after one decision."""
+    def _learn(self, score: float, wanted: bool, asked: bool) -> None:
+        """Threshold dynamics after one decision: what the rule ``wanted``, what was ``asked``."""
 
     def decide(self, score: float) -> bool:
         """Whether to ask for this instance's label; changes nothing."""
@@ -65,7 +65,7 @@ class BudgetManager:
         """Apply a final decision; ``wanted`` saves recomputing ``wants(score)``."""
         if wanted is None:
             wanted = self.wants(score)
-        self._learn(score, wanted)
+        self._learn(score, wanted, query)
         self.guard.update(query)
         self._jitter = self._rng.random() * JITTER
 
@@ -73,7 +73,7 @@ class BudgetManager:
         """``decide`` then ``update`` in one call (what the learner does)."""
         wanted = self.wants(score)
         query = wanted and self.guard.allows()
-        self._learn(score, wanted)
+        self._learn(score, wanted, query)
         self.guard.update(query)
         self._jitter = self._rng.random() * JITTER
         return query

@@ -53,9 +53,23 @@ class Quantile(BudgetManager):
         if history is not None and history < 1:
             raise ValueError(f"history must be ≥ 1, got {history}")
         self.history = history
-        self._size = history or max(100, math.ceil(20.0 / budget))
+        self._size = self._history_size(budget)
         self._recent: deque[float] = deque()
         self._sorted: list[float] = []
+
+    def _history_size(self, budget: float) -> int:
+        return self.history or max(100, math.ceil(20.0 / budget))
+
+    def set_budget(self, budget: float) -> None:
+        """Aim at a new budget; the default history follows it (oldest scores dropped if it shrinks)."""
+        super().set_budget(budget)
+        self._size = self._history_size(budget)
+        while len(self._recent) > self._size:
+            self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
+        old = self._recent.popleft()
+        del self._sorted[bisect.bisect_left(self._sorted, old)]
 
     @property
     def threshold(self) -> float:
@@ -70,10 +84,9 @@ class Quantile(BudgetManager):
         above = len(self._sorted) - bisect.bisect_right(self._sorted, s)
         return above <= self.guard.effective_budget * len(self._sorted)
 
-    def _learn(self, score: float, wanted: bool) -> None:
+    def _learn(self, score: float, wanted: bool, asked: bool) -> None:
         s = score + self._jitter
         self._recent.append(s)
         bisect.insort(self._sorted, s)
         if len(self._recent) > self._size:
-            old = self._recent.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
+            self._forget_oldest()

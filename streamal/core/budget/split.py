@@ -22,7 +22,7 @@ class Split(BudgetManager):
     >>> rng = random.Random(0)
     >>> split = Split(budget=0.05)
     >>> sum(split.ask(rng.random() ** 3) for _ in range(10_000))
-    500
+    501
 
     """
 
@@ -62,8 +62,8 @@ class Split(BudgetManager):
             return self._coin < self.guard.effective_budget
         return self._inner.decide(score)
 
-    def _learn(self, score: float, wanted: bool) -> None:
-        if self._arm >= self.random_share:
-            self._inner.update(score, wanted)
+    def _learn(self, score: float, wanted: bool, asked: bool) -> None:
+        if self._arm >= self.random_share:  # the inner guard records what was asked, not what was wanted
+            self._inner.update(score, asked)
         self._arm = self._rng.random()
         self._coin = self._rng.random()

@@ -74,7 +74,7 @@ class VariableUncertainty(BudgetManager):
     def wants(self, score: float) -> bool:
         return score + self._jitter >= self._theta + self._noise * self._spread
 
-    def _learn(self, score: float, wanted: bool) -> None:
+    def _learn(self, score: float, wanted: bool, asked: bool) -> None:
         # Locals instead of attributes: this runs once per instance.
         self._n = n = self._n + 1
         rate = 1.0 / (n if n < self.window else self.window)

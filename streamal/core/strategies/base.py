@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, ClassVar
+
+import numpy as np
 
 from streamal.core.registry import Registry
 
@@ -23,6 +25,14 @@ class Strategy:
     - ``observe_one(x)``: every instance, after it was scored (label-free
       state such as a density estimate or a reference sample);
     - ``learn_one(x, y)``: every labeled example (e.g. committee members).
+
+    A strategy whose score depends only on the class probabilities may also
+    define ``score_many(p)``: the scores of a matrix of normalised
+    probabilities (a row per instance, a column per class), vectorised, equal
+    to ``score_one`` row by row. The learner uses it for a whole poll only
+    when it belongs to the class that defines the ``score_one`` in force (see
+    :func:`batch_scorer`), so a subclass that changes ``score_one`` is never
+    scored by its parent's vectorised rule.
 
     ``setup(model)`` is called once by the learner with its model, for
     strategies that need a copy of it (committees) or to query it (expected
@@ -53,6 +63,33 @@ class Strategy:
 
 
 strategies: Registry[Strategy] = Registry("strategy")
+
+
+def _owner(cls: type, name: str) -> type | None:
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
+
+
+def batch_scorer(strategy: Strategy) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``strategy.score_many`` when it scores what ``score_one`` scores, else ``None``.
+
+    It does when the class defining ``score_many`` is the class defining
+    ``score_one`` or a subclass of it (a faster twin of the same rule).
+
+    >>> from streamal.core.strategies import Margin
+    >>> batch_scorer(Margin()) is not None
+    True
+    >>> class Sharper(Margin):
+    ...     def score_one(self, x, proba):
+    ...         return super().score_one(x, proba) ** 2
+    >>> batch_scorer(Sharper()) is None
+    True
+
+    """
+    many = _owner(type(strategy), "score_many")
+    one = _owner(type(strategy), "score_one")
+    if many is None or one is None or not issubclass(many, one):
+        return None
+    return strategy.score_many  # type: ignore[attr-defined,no-any-return]
 
 
 def normalise(proba: Proba) -> list[float]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
+
 from streamal.core.strategies.base import Features, Proba, Strategy, normalise, strategies
 
 
@@ -82,6 +84,34 @@ def entropy(proba: Proba) -> float:
     return min(1.0, max(0.0, h / math.log(k)))
 
 
+# Vectorised twins over a matrix of normalised probabilities (a row per
+# instance): what a poll is scored with; the scalar functions above are their
+# reference (tests/core/test_strategies.py checks them equal).
+
+
+def least_confidence_many(p: np.ndarray) -> np.ndarray:
+    """:func:`least_confidence` of every row."""
+    return np.clip(1.0 - p.max(axis=1), 0.0, 1.0)
+
+
+def margin_many(p: np.ndarray) -> np.ndarray:
+    """:func:`margin` of every row."""
+    if p.shape[1] == 1:
+        return np.zeros(len(p))
+    top = -np.partition(-p, 1, axis=1)[:, :2]
+    return np.clip(1.0 - (top[:, 0] - top[:, 1]), 0.0, 1.0)
+
+
+def entropy_many(p: np.ndarray) -> np.ndarray:
+    """:func:`entropy` of every row."""
+    k = p.shape[1]
+    if k == 1:
+        return np.zeros(len(p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(p > 0.0, p * np.log(p), 0.0).sum(axis=1)
+    return np.clip(h / np.log(k), 0.0, 1.0)
+
+
 @strategies.register("least_confidence")
 class LeastConfidence(Strategy):
     """Least-confidence uncertainty sampling: ``1 − max_y p(y|x)``.
@@ -95,6 +125,9 @@ class LeastConfidence(Strategy):
 
     def score_one(self, x: Features, proba: Proba) -> float:
         return least_confidence(proba)
+
+    def score_many(self, p: np.ndarray) -> np.ndarray:
+        return least_confidence_many(p)
 
 
 @strategies.register("margin")
@@ -113,6 +146,9 @@ class Margin(Strategy):
     def score_one(self, x: Features, proba: Proba) -> float:
         return margin(proba)
 
+    def score_many(self, p: np.ndarray) -> np.ndarray:
+        return margin_many(p)
+
 
 @strategies.register("entropy")
 class Entropy(Strategy):
@@ -127,6 +163,9 @@ class Entropy(Strategy):
 
     def score_one(self, x: Features, proba: Proba) -> float:
         return entropy(proba)
+
+    def score_many(self, p: np.ndarray) -> np.ndarray:
+        return entropy_many(p)
 
 
 @strategies.register("random")

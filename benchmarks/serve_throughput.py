@@ -264,7 +264,7 @@ def drain(service: Any, metrics: Metrics, n: int, label: str) -> float:
         decided = 0
         while decided < n:
             service.step()
-            decided = int(metrics.instances._value.get())  # as Service.run counts
+            decided = service.instances_decided  # as Service.run counts
             progress.update(decided)
             deadline_check(deadline, label)
         ended = time.perf_counter()
@@ -283,7 +283,7 @@ def label_latency(service: Any, settings: Settings, truth: dict[str, Any], count
     """Labels for outstanding requests at ``rate``/s; ack→learned and timestamp→learned, in seconds."""
     ids = [i for i in list(service.pending.ids()) if i in truth][:count]
     learned: dict[str, float] = {}
-    inner = service._learn  # wrapped from outside: when did the model learn which id
+    inner = service.changelog._learn  # wrapped from outside: when did the model learn which id
 
     def timed_learn(record: Any) -> None:
         inner(record)
@@ -292,7 +292,7 @@ def label_latency(service: Any, settings: Settings, truth: dict[str, Any], count
         except (orjson.JSONDecodeError, KeyError, TypeError):
             pass
 
-    service._learn = timed_learn
+    service.changelog._learn = timed_learn
     stop = threading.Event()
     failure: list[BaseException] = []
 
@@ -330,7 +330,7 @@ def label_latency(service: Any, settings: Settings, truth: dict[str, Any], count
         producer.close()
         stop.set()
         thread.join(timeout=30)
-        service._learn = inner
+        service.changelog._learn = inner
     if failure:
         raise failure[0]
     got = [i for i in acked if i in learned]
@@ -419,7 +419,7 @@ def memory_child(bootstrap: str, run: str, state: str, pending: int, partitions:
     gc.collect()
     rss, hwm = rss_mb()
     print(json.dumps({"rss": rss, "hwm": hwm, "pending": len(service.pending)}), flush=True)
-    for client in (service.group, service.log_source, service.sink):
+    for client in (service.group, service.changelog.source, service.sink):
         client.close()
 
 
@@ -431,14 +431,14 @@ def memory_child(bootstrap: str, run: str, state: str, pending: int, partitions:
 PROFILE_ROWS = [
     ("poll instances (group)", "poll", "streamal/service/kafka.py", "step"),
     ("parse + validate", "read_instance", "streamal/service/messages.py", "step"),
-    ("decide (ask_many)", "ask_many", "streamal/core/learner.py", None),
+    ("decide (decide_many)", "decide_many", "streamal/core/learner.py", None),
     ("label request build+send", "_request", "streamal/service/loop.py", None),
     ("  of it: encode", "label_request", "streamal/service/messages.py", "_request"),
     ("  of it: producer.send", "send", "streamal/service/kafka.py", "_request"),
     ("flush (wait for acks)", "flush", "streamal/service/kafka.py", "_flush_and_commit"),
     ("commit", "commit", "streamal/service/kafka.py", "_flush_and_commit"),
-    ("read_log (own requests back)", "read_log", "streamal/service/loop.py", "step"),
-    ("housekeeping (+checkpoint)", "_housekeeping", "streamal/service/loop.py", "step"),
+    ("read the log (own requests back)", "read", "streamal/service/changelog.py", "step"),
+    ("housekeeping", "tick", "streamal/service/housekeeping.py", "step"),
 ]
 
 
@@ -457,18 +457,18 @@ def profile(bootstrap: str, base: Settings, n: int, state: Path) -> None:
         service.step()
     service.group = probe.source
     profiler = cProfile.Profile()
-    first = int(metrics.instances._value.get())
+    first = service.instances_decided
     progress = Progress("profiled service", n)
     started = time.perf_counter()
     profiler.enable()
-    while metrics.instances._value.get() < n:
+    while service.instances_decided < n:
         service.step()
-        progress.update(int(metrics.instances._value.get()))
+        progress.update(service.instances_decided)
     profiler.disable()
     wall = time.perf_counter() - started
-    progress.done(int(metrics.instances._value.get()))
+    progress.done(service.instances_decided)
     service.close()
-    count = int(metrics.instances._value.get()) - first
+    count = service.instances_decided - first
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     print(f"\nwhere serve spends its time (cProfile of Service.step over {count:,} instances; "
           f"{wall:.1f} s under the profiler, {count / wall:,.0f}/s):")

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from dataclasses import replace
 from typing import Any
 
+from streamal.core.errors import ParameterError
 from streamal.core.learner import ActiveLearner
 from streamal.service import kafka
 from streamal.service.errors import SettingsError
 from streamal.service.http import Heartbeat, serve_http
 from streamal.service.loop import LoopConfig, Service
 from streamal.service.metrics import Metrics
-from streamal.service.settings import Settings
+from streamal.service.settings import Settings, env_name
 
 log = logging.getLogger("streamal.serve")
 
@@ -30,9 +32,8 @@ def learner_factory(settings: Settings):  # type: ignore[no-untyped-def]
 
     try:
         make()
-    except (ValueError, TypeError, ImportError) as exc:
-        setting = "STREAMAL_MODEL" if "model" in str(exc) else "STREAMAL_STRATEGY"
-        raise SettingsError(f"{setting}: {exc}") from None
+    except ParameterError as exc:  # the core names its parameter: the setting of the same name
+        raise SettingsError(f"{env_name(exc.parameter)}: {exc.detail}") from None
     return make
 
 
@@ -51,7 +52,7 @@ def build(settings: Settings, metrics: Metrics | None = None) -> Service:
     make = learner_factory(settings)
     if settings.create_topics:
         kafka.ensure_topics(settings)
-    kafka.check_copartitioning(settings)
+    partitions = kafka.check_copartitioning(settings)
     holder: dict[str, Service] = {}
 
     def on_revoke(partitions: set[Any]) -> None:  # decide a buffered window before it moves away
@@ -60,8 +61,8 @@ def build(settings: Settings, metrics: Metrics | None = None) -> Service:
 
     group = kafka.group_consumer(settings, [settings.topic_instances, settings.topic_labels], on_revoke=on_revoke)
     log_source = kafka.reader(settings, [settings.topic_training, settings.topic_label_requests])
-    service = Service(LoopConfig.from_settings(settings), make, group, log_source, kafka.producer(settings),
-                      metrics=metrics or Metrics(), strategy_name=settings.strategy)
+    config = replace(LoopConfig.from_settings(settings), instance_partitions=partitions)
+    service = Service(config, make, group, log_source, kafka.producer(settings), metrics=metrics or Metrics())
     holder["service"] = service
     service.start()
     return service

@@ -1,15 +1,21 @@
 """Budgets as annotator capacity: labels per hour instead of a fraction.
 
-With ``STREAMAL_LABELS_PER_HOUR = L`` the budget follows what annotators can
-do: the fraction of instances to ask about is
+With ``STREAMAL_LABELS_PER_HOUR = L``, the capacity of the annotators of the
+whole consumer group, the budget follows what they can do. Each replica takes
+its share s of L, the share of the instances topic's partitions it is
+assigned, and asks about the fraction
 
-    b = clip((L / 3600) / λ · (1 − backlog / (L · horizon / 3600)), b_min, 1)
+    b = clip((s · L / 3600) / λ · (1 − backlog / (L · horizon / 3600)), b_min, ceiling)
 
-where λ is the instance arrival rate (exponentially weighted, seconds of
-``half_life_s``), and ``backlog`` the outstanding requests of this replica:
-when the backlog reaches what annotators clear in ``horizon_s``, asking
-stops until they catch up, so streamal never floods a queue that people
-cannot keep up with. ``STREAMAL_BUDGET`` stays the ceiling.
+of its instances, where λ is its instance arrival rate (exponentially
+weighted, seconds of ``half_life_s``), and ``backlog`` the outstanding
+requests of the whole group (every replica knows them all, from the
+label-requests topic): when the backlog reaches what annotators clear in
+``horizon_s``, asking stops until they catch up, so streamal never floods a
+queue that people cannot keep up with. The replicas together ask
+Σ s_i · L = L per hour whatever the traffic of each partition (a busier
+partition only means a smaller fraction). ``STREAMAL_BUDGET`` stays the
+ceiling.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ class Capacity:
     >>> round(c.budget(backlog=0, now=60.0), 3)           # 0.1 / 10
     0.01
     >>> round(c.budget(backlog=180, now=60.0), 3)         # half of an hour's work waiting
+    0.005
+    >>> round(c.budget(backlog=0, now=60.0, share=0.5), 3)  # one of two replicas: half of the capacity
     0.005
 
     """
@@ -61,9 +69,10 @@ class Capacity:
     def arrival_rate(self) -> float:
         return self._rate
 
-    def budget(self, backlog: int, now: float) -> float:
+    def budget(self, backlog: int, now: float, share: float = 1.0) -> float:
+        """The fraction to ask about, for a replica with ``share`` of the group's capacity."""
         per_second = self.labels_per_hour / 3600.0
         room = max(0.0, 1.0 - backlog / (per_second * self.horizon_s))
         if self._rate <= 0.0:
             return self.ceiling
-        return min(self.ceiling, max(self.floor, per_second / self._rate * room))
+        return min(self.ceiling, max(self.floor, share * per_second / self._rate * room))

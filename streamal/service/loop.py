@@ -2,27 +2,26 @@
 
 Two consumers feed it. The *group* source (the consumer group shared by the
 replicas) reads the instances and labels topics, which are co-partitioned, so
-the replica that asked for a label gets it. The *log* source reads every
-partition of the training and label-requests topics outside the group, so
-every replica learns the same examples in the same order and knows every
-outstanding request. One step:
+the replica that asked for a label gets it. The *log* source
+(:mod:`~streamal.service.changelog`) reads every partition of the training
+and label-requests topics outside the group. One step:
 
 1. poll the group source;
-2. each label is validated and joined with its pending request; the joined
-   (or unsolicited) example is produced to the training topic — the model
-   does not learn it yet;
-3. each instance is validated and scored; the budget manager decides; a label
-   request is produced for each instance it asks about (pool mode: windows);
-4. flush: once the broker acknowledged everything produced, commit the
-   offsets of the records handled — so an instance's offset is committed only
-   after its label request is stored, a label's only after its example is;
-5. read the log source: learn every training record (the only place the model
-   learns), note every label request (pending requests of the whole group).
-
-The group is first polled once the log has been read up to where it ended at
-start-up, so that a restarted replica knows every outstanding request before it
-takes a label; a label whose request is still unknown makes the step read the
-log to its end once more before the label counts as orphaned or unsolicited.
+2. each label is validated and joined with its pending request
+   (:mod:`~streamal.service.join`); the joined (or unsolicited) example is
+   produced to the training topic — the model does not learn it yet;
+3. each instance is validated; one already asked about (a pending or answered
+   request: read again after a crash) is skipped and counted; the others are
+   scored and the budget manager decides on a copy of its state; a label
+   request is produced for each instance it asks about (pool mode: windows,
+   :mod:`~streamal.service.window`);
+4. flush: once the broker acknowledged everything produced, the decisions are
+   confirmed (the budget state moves) and the offsets of the records handled
+   are committed — so an instance's offset is committed only after its label
+   request is stored, a label's only after its example is. A failed flush
+   moves no budget, commits nothing and leaves no checkpoint;
+5. read the log: learn every training record, note every label request;
+6. housekeeping (:mod:`~streamal.service.housekeeping`).
 
 Bad records never stop the loop: each goes to the dead-letter topic with the
 reason, or is counted and dropped (DESIGN section 3).
@@ -35,34 +34,23 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from streamal.core.learner import ActiveLearner
+from streamal.core.learner import ActiveLearner, Tentative
 from streamal.service import checkpoint as ckpt
-from streamal.service.errors import CommitError, InvalidMessage
-from streamal.service.messages import (
-    Label,
-    TrainingRecord,
-    dead_letter,
-    encode,
-    label_request,
-    parse_label,
-    parse_label_request,
-    parse_training_record,
-    read_instance,
-    rfc3339,
-)
 from streamal.service.capacity import Capacity
+from streamal.service.changelog import Changelog
+from streamal.service.errors import CommitError, InvalidMessage
+from streamal.service.housekeeping import Housekeeping
+from streamal.service.join import Joined, join_label
+from streamal.service.messages import Label, dead_letter, encode, label_request, parse_label, read_instance, rfc3339
 from streamal.service.metrics import Metrics
 from streamal.service.pending import PendingRequests
 from streamal.service.records import Delivered, Partition, Record
+from streamal.service.window import PoolWindow, Unlabeled
 
 log = logging.getLogger("streamal.service")
-
-#: A valid instance: ``(id, features)``.
-Unlabeled = tuple[str, dict[str, Any]]
 
 
 class Source(Protocol):
@@ -103,6 +91,8 @@ class LoopConfig:
     poll_max_records: int = 5000
     lag_every_s: float = 5.0
     labels_per_hour: float | None = None
+    #: Partitions of the instances topic (the group's capacity is shared by them); None: this replica is the group.
+    instance_partitions: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> LoopConfig:
@@ -113,15 +103,16 @@ class LoopConfig:
         return cls(**values)
 
 
-def _epoch(value: Any) -> float | None:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
+def learner_shape(learner: ActiveLearner, classes: Sequence[str] | None) -> dict[str, Any]:
+    """What shaped a learner: a checkpoint with another shape is not loaded (the model is rebuilt)."""
+    return {
+        "task": learner.task,
+        "model": str(learner.model),
+        "strategy": str(learner.strategy),
+        "budget_manager": str(learner.budget_manager),
+        "text_features": list(learner.text_features),
+        "classes": list(classes) if classes is not None else None,
+    }
 
 
 class Service:
@@ -136,112 +127,148 @@ class Service:
         sink: Sink,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
-        strategy_name: str = "",
     ) -> None:
         self.config = config
         self.group = group
-        self.log_source = log_source
         self.sink = sink
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.pending = PendingRequests(config.pending_max, config.pending_max_age_s)
-        self._learner_factory = learner_factory
         self.learner = learner_factory()
-        self.strategy_name = strategy_name or str(self.learner.strategy)
-        self._seq = 0
-        self._last_checkpoint = clock()
-        self._replay_target: dict[Partition, int] = {}
-        self.replayed = False
-        self._pool: list[Unlabeled] = []
-        self._pool_started: float | None = None
-        self._pool_carry = 0.0
-        self._batches = 0
-        self._held: dict[Partition, int] = {}  # instance offsets to commit once their window is decided
-        self._caught_up = False  # the log was read to its end during this step
-        self._last_lag = 0.0
-        self._lag_labels: set[Partition] = set()
-        self._drifts_seen = 0
-        self._decided_since = 0
-        self._request_counters: dict[str, Any] = {}
-        #: Annotator capacity (STREAMAL_LABELS_PER_HOUR): the budget follows it.
-        self.capacity: Capacity | None = (
-            Capacity(config.labels_per_hour, ceiling=self.learner.budget) if config.labels_per_hour else None
+        strategy = self.learner.strategy
+        #: The strategy's name in label requests and metrics.
+        self.strategy_name = strategy if isinstance(strategy, str) else getattr(strategy, "name", type(strategy).__name__)
+        self.changelog = Changelog(
+            log_source, self.learner, self.pending, self.metrics, topic_training=config.topic_training,
+            topic_label_requests=config.topic_label_requests, max_message_bytes=config.max_message_bytes, clock=clock,
         )
+        self.window = PoolWindow(config.pool_size, config.pool_seconds, clock)
+        self.housekeeping = Housekeeping(
+            self.metrics, clock, topic_instances=config.topic_instances,
+            instance_partitions=config.instance_partitions,
+            capacity=Capacity(config.labels_per_hour, ceiling=self.learner.budget) if config.labels_per_hour else None,
+            lag_every_s=config.lag_every_s, checkpoint_every_s=config.checkpoint_every_s,
+        )
+        self._seq = 0
+        self._caught_up = False  # the log was read to its end during this step
+        self._decided_since = 0
+        self._tentative: Tentative | None = None
+        self._failed = False  # a flush failed: nothing more is committed or checkpointed
+        self._request_counters: dict[str, Any] = {}
+        #: Instances decided by this replica since it started.
+        self.instances_decided = 0
         #: Called after every step (the metrics port's liveness heartbeat).
         self.on_step: Callable[[], None] | None = None
-        self.metrics.budget.set(self.learner.budget)
+        self.metrics.budget.set(self.learner.budget_in_force)
 
     # -- start-up ------------------------------------------------------------
     def start(self) -> None:
-        """Load the newest valid checkpoint and replay the log after it."""
+        """Load the newest valid checkpoint (if it fits the settings) and replay the log after it.
+
+        A checkpoint records what shaped its learner (:func:`learner_shape`).
+        A changed budget or drift boost applies to the restored learner at
+        once; a changed task, model, strategy, budget manager, text features
+        or classes rebuilds the learner and the pending requests from the
+        start of the training and label-requests topics instead.
+        """
+        fresh = self.learner
+        shape = learner_shape(fresh, self.config.classes)
         restored = ckpt.load_latest(self.config.state_dir)
         positions: dict[str, dict[int, int]] = {}
         if restored is not None:
-            self.learner = restored.learner
-            self.pending.load_state(restored.pending)
-            self._seq = restored.seq
-            positions = restored.positions
-            log.info("restored checkpoint %d: %d examples learned, %d pending requests",
-                     restored.seq, self.learner.n_learned, len(self.pending))
-        assigned = self.log_source.assignment()
-        for topic, partition in assigned:
-            self.log_source.seek(topic, partition, positions.get(topic, {}).get(partition, 0))
-        self._replay_target = self.log_source.end_offsets(assigned)
-        self.read_log(timeout_s=0.0)
-        self.metrics.model_version.set(self.learner.n_learned)
+            self._seq = restored.seq  # new checkpoints come after it in either case
+            old = restored.extra.get("shape")
+            if old != shape:
+                changed = sorted(k for k in shape if old is None or old.get(k) != shape[k])
+                log.warning("the settings that shaped the learner changed (%s): rebuilding it from the training "
+                            "topic instead of loading checkpoint %d",
+                            ", ".join(f"{k} {(old or {}).get(k)!r} -> {shape[k]!r}" for k in changed), restored.seq)
+            else:
+                self.learner = restored.learner
+                self.pending.load_state(restored.pending)
+                positions = restored.positions
+                if self.learner.budget_in_force != fresh.budget:
+                    log.info("budget %g -> %g, in force now", self.learner.budget_in_force, fresh.budget)
+                    self.learner.set_budget(fresh.budget)
+                self.learner.drift_boost = fresh.drift_boost
+                log.info("restored checkpoint %d: %d examples learned, %d pending requests",
+                         restored.seq, self.learner.n_learned, len(self.pending))
+        self.changelog.learner = self.learner
+        self.changelog.start(positions)
+        self.metrics.budget.set(self.learner.budget_in_force)
+
+    @property
+    def replayed(self) -> bool:
+        return self.changelog.replayed
 
     # -- one step ------------------------------------------------------------
     def step(self, timeout_s: float = 0.2) -> int:
         """Handle one poll of the group source; returns the number of records handled."""
         if not self.replayed:  # no label is taken before the pending requests are rebuilt from the log
-            self.read_log(timeout_s)
+            self.changelog.read(timeout_s)
             if not self.replayed:
                 if self.on_step is not None:
                     self.on_step()
                 return 0
         self._caught_up = False
-        limit = self.config.poll_max_records
-        if self.config.mode == "pool":  # a poll never overfills the window
-            limit = max(1, min(limit, self.config.pool_size - len(self._pool)))
+        pool = self.config.mode == "pool"
+        limit = min(self.config.poll_max_records, self.window.room) if pool else self.config.poll_max_records
         records = self.group.poll(timeout_s, limit)
         commit: dict[Partition, int] = {}
         instances: list[Unlabeled] = []
         topic_instances, topic_labels = self.config.topic_instances, self.config.topic_labels
-        offsets = commit if self.config.mode == "stream" else self._held  # pool: committed once decided
+        pending = self.pending
         for record in records:
             topic = record.topic
             if topic == topic_instances:
                 instance = self._validate(record, read_instance)
                 if instance is not None:
-                    instances.append(instance)
-                offsets[(topic, record.partition)] = record.offset + 1
+                    if instance[0] in pending or pending.was_joined(instance[0]):
+                        self._skip(instance[0], "already_requested" if instance[0] in pending else "already_labeled")
+                    else:
+                        instances.append(instance)
+                if pool:  # committed once the window is decided
+                    self.window.hold((topic, record.partition), record.offset + 1)
+                else:
+                    commit[(topic, record.partition)] = record.offset + 1
             elif topic == topic_labels:
                 self._handle_label(record)
                 commit[(topic, record.partition)] = record.offset + 1
         if instances:
             started = time.perf_counter()
-            if self.config.mode == "stream":
-                self._decide_stream(instances)
+            if pool:
+                self.window.add(instances)
             else:
-                self._pool.extend(instances)
-                if self._pool_started is None:
-                    self._pool_started = self.clock()
+                self._decide_stream(instances)
             self.metrics.processing.observe((time.perf_counter() - started) / len(instances))
             self.metrics.instances.inc(len(instances))
+            self.instances_decided += len(instances)
             self._decided_since += len(instances)
-        if self.config.mode == "pool" and self._pool_due():
+        if pool and self.window.due():
             self._decide_pool()
-            commit.update(self._held)
-            self._held.clear()
+            commit.update(self.window.release())
         self._flush_and_commit(commit)
-        self.read_log(timeout_s=0.0)
-        self._housekeeping()
+        self.changelog.read(0.0)
+        if self.housekeeping.tick(self.learner, pending, self.group, self._decided_since):
+            self.checkpoint()
+        self._decided_since = 0
+        self.metrics.ready.set(1.0 if self.ready else 0.0)
         if self.on_step is not None:
             self.on_step()
         return len(records)
 
     def _flush_and_commit(self, commit: dict[Partition, int]) -> None:
-        self.sink.flush()  # raises if anything was not stored: then nothing is committed
+        try:
+            self.sink.flush()  # raises if anything was not stored: then nothing is confirmed or committed
+        except Exception:
+            self._failed = True
+            self._tentative = None
+            raise
+        if self._tentative is not None:  # the broker has the requests: the budget moves now
+            self.learner.confirm(self._tentative)
+            self._tentative = None
+            self.metrics.threshold.set(self.learner.threshold)
+            self.metrics.label_rate.set(self.learner.label_rate)
         if commit:
             try:
                 self.group.commit(commit)
@@ -270,6 +297,11 @@ class Service:
         )
         log.warning("dead-lettered %s[%d]@%d: %s (%s)", record.topic, record.partition, record.offset, reason, error)
 
+    def _skip(self, instance_id: str, reason: str) -> None:
+        self.metrics.skipped.labels(reason).inc()
+        log.info("instance %s not asked again: %s", instance_id, reason.replace("_", " "),
+                 extra={"instance_id": instance_id})
+
     # -- labels ------------------------------------------------------------
     def _handle_label(self, record: Record) -> None:
         label: Label | None = self._validate(record, parse_label)
@@ -280,209 +312,85 @@ class Service:
             self._reject(record, "unknown_class", f"label {label.label!r} is not one of STREAMAL_CLASSES")
             return
         labeled_at = record.timestamp / 1000.0 if record.timestamp and record.timestamp > 0 else self.clock()
-        request = self.pending.join(label.id)
-        if request is None and not self.pending.was_joined(label.id) and not self._caught_up:
-            # Its request (or joined example) may be on the log but not read yet: after a
-            # rebalance, or when the broker's end offsets lag. Read the log to its end, once a step.
-            self._caught_up = True
-            self._catch_up_log()
-            request = self.pending.join(label.id)
-        if request is not None:
-            outcome, features, requested_at = "joined", request.features, request.requested_at_text
-            self.metrics.label_delay.observe(max(0.0, labeled_at - request.requested_at))
-        elif self.pending.was_joined(label.id):
-            self.metrics.labels.labels("duplicate").inc()
-            log.info("duplicate label for %s dropped", label.id, extra={"instance_id": label.id})
+        joined = join_label(label, self.pending, labeled_at, None if self._caught_up else self._catch_up)
+        if not isinstance(joined, Joined):
+            self.metrics.labels.labels(joined).inc()
+            log.info("%s label for %s dropped", joined, label.id, extra={"instance_id": label.id})
             return
-        elif label.features:
-            outcome, features, requested_at = "unsolicited", dict(label.features), None
-            self.pending.mark_joined(label.id)
-        else:
-            self.metrics.labels.labels("orphaned").inc()
-            log.info("orphaned label for %s dropped", label.id, extra={"instance_id": label.id})
-            return
-        self.metrics.labels.labels(outcome).inc()
-        if self.learner.task == "classification" and label.label not in self.learner._classes:
+        self.metrics.labels.labels(joined.outcome).inc()
+        if joined.delay_s is not None:
+            self.metrics.label_delay.observe(joined.delay_s)
+        if self.learner.task == "classification" and not self.learner.knows_class(label.label):
             self.metrics.labels.labels("new_class").inc()
-        training = TrainingRecord(
-            id=label.id, features=features, label=label.label, source=outcome, annotator=label.annotator,
-            requested_at=requested_at, labeled_at=rfc3339(labeled_at),
-        )
-        self.sink.send(self.config.topic_training, encode(training), key=label.id)
+        self.sink.send(self.config.topic_training, encode(joined.record), key=label.id)
+
+    def _catch_up(self) -> None:
+        """An unknown label id: its request may be on the log but not read yet (after a rebalance,
+        or when the broker's end offsets lag). Read the log to its end, once a step."""
+        self._caught_up = True
+        self.changelog.catch_up()
 
     # -- instances: stream mode --------------------------------------------------
     def _decide_stream(self, instances: Sequence[Unlabeled]) -> None:
         # One poll is scored at once (same decisions as one by one: the model
-        # learns only from the training topic, read between polls).
-        decisions = self.learner.ask_many([features for _, features in instances])
-        for instance, decision in zip(instances, decisions):
+        # learns only from the training topic, read between polls); the budget
+        # moves once the requests are acknowledged (_flush_and_commit).
+        tentative = self.learner.decide_many([features for _, features in instances])
+        for instance, decision in zip(instances, tentative.decisions):
             if decision.query:
                 self._request(instance, decision.score, decision.threshold, decision.prediction,
                               decision.proba, mode="stream")
-        self.metrics.threshold.set(self.learner.threshold)
-        self.metrics.label_rate.set(self.learner.label_rate)
+        self._tentative = tentative
 
     def _request(self, instance: Unlabeled, score: float, threshold: float, prediction: Any,
                  proba: Mapping[Any, float], mode: str, batch_id: str | None = None, rank: int | None = None) -> None:
         id_, features = instance
         now = self.clock()
         text = rfc3339(now)
+        if not self.pending.add(id_, features, now, text):  # the same id twice in one poll
+            self._skip(id_, "already_requested")
+            return
         request = label_request(
             id_, features, score, self.strategy_name, threshold if math.isfinite(threshold) else 0.0,
             prediction, proba, self.learner.n_learned, mode, text, batch_id, rank,
         )
         self.sink.send(self.config.topic_label_requests, request, key=id_)
-        self.pending.add(id_, features, now, text)
         counter = self._request_counters.get(mode)
         if counter is None:  # a labelled child costs a lock and a lookup: one per mode
             counter = self._request_counters[mode] = self.metrics.label_requests.labels(self.strategy_name, mode)
         counter.inc()
 
     # -- instances: pool mode ------------------------------------------------------
-    def _pool_due(self) -> bool:
-        if not self._pool:
-            return False
-        started = self._pool_started if self._pool_started is not None else self.clock()
-        return len(self._pool) >= self.config.pool_size or self.clock() - started >= self.config.pool_seconds
-
     def _decide_pool(self) -> None:
-        window, self._pool = self._pool, []
-        self._pool_started = None
-        wanted = self.learner.budget * len(window) + self._pool_carry
-        k = int(wanted)
-        self._pool_carry = wanted - k
-        self._batches += 1
-        batch_id = f"{int(self.clock())}-{self._batches}"
-        picked = self.learner.select([features for _, features in window], k)
+        batch = self.window.take(self.learner.budget_in_force)  # annotator capacity reaches pool mode too
+        picked = self.learner.select([features for _, features in batch.instances], batch.k)
         for rank, i in enumerate(picked):
-            instance = window[i]
+            instance = batch.instances[i]
             proba = self.learner.predict_proba_one(instance[1]) if self.learner.task == "classification" else {}
             prediction = max(proba, key=proba.get) if proba else None
-            self._request(instance, 1.0, 0.0, prediction, proba, mode="pool", batch_id=batch_id, rank=rank)
+            self._request(instance, 1.0, 0.0, prediction, proba, mode="pool", batch_id=batch.batch_id, rank=rank)
 
     def flush_pool(self) -> None:
         """Decide a partly filled window now (before a rebalance or at shutdown) and commit it."""
-        if self._pool:
+        if len(self.window):
             self._decide_pool()
-        self._flush_and_commit(dict(self._held))
-        self._held.clear()
+        self._flush_and_commit(self.window.release())
 
-    # -- the log: training examples and label requests of the whole group ------------
     def read_log(self, timeout_s: float = 0.0) -> int:
-        """Learn every new training record; note every new label request. Returns records read."""
-        total = 0
-        while True:
-            records = self.log_source.poll(timeout_s, 5000)
-            if not records:
-                break
-            total += len(records)
-            for record in records:
-                if record.topic == self.config.topic_training:
-                    self._learn(record)
-                elif record.topic == self.config.topic_label_requests:
-                    self._note_request(record)
-            timeout_s = 0.0
-        if not self.replayed:
-            self.replayed = all(
-                self.log_source.position(t, p) >= end for (t, p), end in self._replay_target.items()
-            )
-        self.metrics.model_version.set(self.learner.n_learned)
-        return total
-
-    def _catch_up_log(self, wait_s: float = 0.5, max_s: float = 10.0) -> None:
-        """Read the log until a poll of ``wait_s`` finds nothing more (at most ``max_s``)."""
-        deadline = time.monotonic() + max_s
-        while self.read_log(wait_s) and time.monotonic() < deadline:
-            pass
-
-    def _learn(self, record: Record) -> None:
-        try:
-            example = parse_training_record(record.value, self.config.max_message_bytes)
-        except InvalidMessage as exc:  # another writer's bad record: skip it, never stop
-            self.metrics.rejected.labels(record.topic, exc.reason).inc()
-            return
-        features = dict(example.features)
-        if self.learner.task == "classification" and not self.learner.cold:
-            self.metrics.labeled_seen.inc()
-            if self.learner.predict_one(features) == example.label:
-                self.metrics.labeled_correct.inc()
-        self.learner.learn(features, example.label)
-        self.pending.mark_joined(example.id)
-        labeled_at = _epoch(example.labeled_at)
-        if labeled_at is not None and self.replayed:
-            self.metrics.learn_latency.observe(max(0.0, self.clock() - labeled_at))
-
-    def _note_request(self, record: Record) -> None:
-        key = record.key.decode("utf-8", "replace") if record.key else None
-        if key is not None and (key in self.pending or self.pending.was_joined(key)):
-            return  # our own request read back, or one already answered: nothing to parse
-        try:
-            request = parse_label_request(record.value, self.config.max_message_bytes)
-        except InvalidMessage:
-            return
-        requested_at = _epoch(request.requested_at) or self.clock()
-        self.pending.add(request.id, request.features, requested_at, rfc3339(requested_at))
-
-    # -- housekeeping ----------------------------------------------------------------
-    def _housekeeping(self) -> None:
-        now = self.clock()
-        if self.capacity is not None:
-            self.capacity.observe(self._decided_since, now)
-            self._decided_since = 0
-            budget = self.capacity.budget(len(self.pending), now)
-            if abs(budget - self.learner._budget.budget) > 1e-9:
-                self.learner._budget.set_budget(budget)
-            self.metrics.budget.set(budget)
-        if self.learner.drifts > self._drifts_seen:
-            self.metrics.drift.inc(self.learner.drifts - self._drifts_seen)
-            log.warning("drift detected in the error on labeled data (%d so far)", self.learner.drifts)
-            self._drifts_seen = self.learner.drifts
-        if now - self._last_lag >= self.config.lag_every_s:
-            self._update_lag()
-            self._last_lag = now
-        expired = self.pending.expire(now)
-        if expired:
-            self.metrics.labels.labels("expired").inc(expired)
-        self.metrics.pending.set(len(self.pending))
-        self.metrics.pending_oldest.set(self.pending.oldest_age(now))
-        seen = self.metrics.labeled_seen._value.get()
-        if seen:
-            self.metrics.accuracy.set(self.metrics.labeled_correct._value.get() / seen)
-        self.metrics.ready.set(1.0 if self.ready else 0.0)
-        if now - self._last_checkpoint >= self.config.checkpoint_every_s:
-            self.checkpoint()
-
-    def _update_lag(self) -> None:
-        """Records behind the end of each assigned partition (approximate on Tansu, whose ends lag)."""
-        assigned = self.group.assignment()
-        try:
-            ends = self.group.end_offsets(assigned)
-        except Exception as exc:  # a metric must never stop the loop
-            log.debug("end offsets unavailable: %s", exc)
-            return
-        for tp in self._lag_labels - assigned:
-            self.metrics.lag.remove(tp[0], str(tp[1]))
-        for (topic, partition), end in ends.items():
-            try:
-                position = self.group.position(topic, partition)
-            except Exception:
-                continue
-            self.metrics.lag.labels(topic, str(partition)).set(max(0, end - position))
-        self._lag_labels = set(assigned)
+        """Read the log (see :class:`~streamal.service.changelog.Changelog`); records read."""
+        return self.changelog.read(timeout_s)
 
     @property
     def ready(self) -> bool:
         return self.replayed and bool(self.group.assignment())
 
     def checkpoint(self) -> Path:
-        """Write the model, the log positions and the pending requests atomically."""
+        """Write the model, the log positions, the pending requests and the learner's shape atomically."""
         self._seq += 1
-        positions: dict[str, dict[int, int]] = {}
-        for topic, partition in self.log_source.assignment():
-            positions.setdefault(topic, {})[partition] = self.log_source.position(topic, partition)
-        path = ckpt.save(self.config.state_dir, ckpt.Checkpoint(self._seq, self.learner, positions,
-                                                                 self.pending.to_state()))
-        self._last_checkpoint = self.clock()
+        extra = {"shape": learner_shape(self.learner, self.config.classes)}
+        path = ckpt.save(self.config.state_dir, ckpt.Checkpoint(self._seq, self.learner, self.changelog.positions(),
+                                                                 self.pending.to_state(), extra))
+        self.housekeeping.last_checkpoint = self.clock()
         self.metrics.checkpoints.inc()
         return path
 
@@ -504,7 +412,7 @@ class Service:
                 idle_since = now
             if stop is not None and stop():
                 break
-            if max_instances is not None and self.metrics.instances._value.get() >= max_instances:
+            if max_instances is not None and self.instances_decided >= max_instances:
                 break
             if timeout_s is not None and now - started >= timeout_s:
                 break
@@ -512,13 +420,18 @@ class Service:
                 break
 
     def close(self) -> None:
-        """Decide what is buffered, commit, checkpoint, and close the clients."""
+        """Decide what is buffered, commit, checkpoint, and close the clients.
+
+        After a failed flush only the clients are closed: unacknowledged work
+        is neither committed nor checkpointed (it is read again on restart).
+        """
         try:
-            if self.config.mode == "pool":
-                self.flush_pool()
-            self.read_log(0.0)
-            self.checkpoint()
+            if not self._failed:
+                if self.config.mode == "pool":
+                    self.flush_pool()
+                self.changelog.read(0.0)
+                self.checkpoint()
         finally:
             self.group.close()
-            self.log_source.close()
+            self.changelog.source.close()
             self.sink.close()

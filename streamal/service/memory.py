@@ -1,8 +1,8 @@
 """An in-memory broker with the adapter's interface, for unit tests of the loop.
 
 Topics are lists of records per partition; keys are placed by Kafka's
-default partitioner; a consumer group commits offsets; a group has one
-member, which gets every partition of its topics. Nothing here is Kafka: it
+default partitioner; a consumer group commits offsets; a member gets every
+partition of its topics, or the partition numbers it is given. Nothing here is Kafka: it
 is the smallest broker that makes the loop's contract testable without one
 (the integration tests run the same loop against a real broker).
 """
@@ -36,8 +36,11 @@ class MemoryBroker:
         return [r for part in self.topics[topic] for r in part]
 
     def source(self, topics: Sequence[str], group_id: str | None = None,
-               on_assign: Callable[[set[Partition]], None] | None = None) -> MemorySource:
-        return MemorySource(self, topics, group_id, on_assign)
+               on_assign: Callable[[set[Partition]], None] | None = None,
+               partitions: Iterable[int] | None = None) -> MemorySource:
+        """A consumer of ``topics``: every partition, or only the partition numbers ``partitions``
+        (a member of a group of several, the assignment fixed)."""
+        return MemorySource(self, topics, group_id, on_assign, partitions)
 
     def sink(self) -> MemorySink:
         return MemorySink(self)
@@ -47,10 +50,12 @@ class MemorySource:
     """The consumer side: ``poll``, ``commit``, ``seek``, ``assignment``, ``end_offsets``, ``position``."""
 
     def __init__(self, broker: MemoryBroker, topics: Sequence[str], group_id: str | None,
-                 on_assign: Callable[[set[Partition]], None] | None) -> None:
+                 on_assign: Callable[[set[Partition]], None] | None, partitions: Iterable[int] | None = None) -> None:
         self.broker = broker
         self.group_id = group_id
-        self._assignment = {(t, p) for t in topics for p in range(len(broker.topics[t]))}
+        numbers = set(partitions) if partitions is not None else None
+        self._assignment = {(t, p) for t in topics for p in range(len(broker.topics[t]))
+                            if numbers is None or p in numbers}
         committed = broker.committed.setdefault(group_id, {}) if group_id else {}
         self._positions = {tp: committed.get(tp, 0) for tp in self._assignment}
         self._on_assign = on_assign

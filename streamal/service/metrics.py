@@ -30,8 +30,18 @@ class Metrics:
             "streamal_rejected", "Records dead-lettered or dropped, by topic and reason.", ["topic", "reason"],
             registry=r,
         )
+        self.skipped = Counter(
+            "streamal_instances_skipped", "Instances not asked about again, by reason (a request for the id is "
+            "pending or was answered: the instance was read again after a crash, or produced twice).", ["reason"],
+            registry=r,
+        )
+        for reason in ("already_requested", "already_labeled"):
+            self.skipped.labels(reason)
         self.threshold = Gauge("streamal_threshold", "Current threshold of the budget manager.", registry=r)
-        self.budget = Gauge("streamal_budget_ratio", "Configured label budget (fraction of instances).", registry=r)
+        self.budget = Gauge(
+            "streamal_budget_ratio", "Label budget in force (fraction of instances): STREAMAL_BUDGET, or what annotator "
+            "capacity makes of it.", registry=r,
+        )
         self.label_rate = Gauge(
             "streamal_label_rate_ratio", "Realised label rate of this replica (fraction of instances).", registry=r
         )

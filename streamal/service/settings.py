@@ -40,7 +40,7 @@ from pydantic_settings import (
 )
 
 from streamal.core.budget import budget_managers
-from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL, DEFAULT_STRATEGY
+from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL
 from streamal.core.models import models
 from streamal.core.strategies import strategies
 from streamal.service.errors import SettingsError
@@ -112,7 +112,8 @@ class Settings(BaseSettings):
     classes: CommaList | None = None
     text_features: CommaList = ()
     model: Annotated[str, Field(min_length=1)] = DEFAULT_MODEL
-    strategy: Annotated[str, Field(min_length=1)] = DEFAULT_STRATEGY
+    #: Unset: the task's default (margin for classification, variance_reduction for regression).
+    strategy: Annotated[str, Field(min_length=1)] | None = None
     budget_manager: Annotated[str, Field(min_length=1)] = DEFAULT_BUDGET_MANAGER
     budget: float = 0.05
     labels_per_hour: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
@@ -167,9 +168,9 @@ class Settings(BaseSettings):
 
     @field_validator("strategy", "budget_manager")
     @classmethod
-    def _check_registered(cls, value: str, info: ValidationInfo) -> str:
+    def _check_registered(cls, value: str | None, info: ValidationInfo) -> str | None:
         registry = strategies if info.field_name == "strategy" else budget_managers
-        if value not in registry:
+        if value is not None and value not in registry:
             raise ValueError(f"must be one of {', '.join(registry.names())}")
         return value
 

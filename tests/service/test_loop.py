@@ -7,6 +7,7 @@ import pytest
 from river import datasets
 
 from streamal import ActiveLearner
+from streamal.service.changelog import epoch
 from streamal.service.loop import LoopConfig, Service
 from streamal.service.memory import MemoryBroker
 from streamal.service.metrics import Metrics
@@ -15,18 +16,20 @@ TOPICS = ("streamal.instances", "streamal.label-requests", "streamal.labels", "s
           "streamal.dead-letter")
 
 
-def make(tmp_path, broker=None, partitions=2, **config):
+def make(tmp_path, broker=None, partitions=2, learner=None, clock=None, member=None, **config):
+    """A started service on ``broker``; ``member`` = the partition numbers of a replica of a larger group."""
     broker = broker or MemoryBroker()
     for t in TOPICS:
         broker.create(t, partitions)
     cfg = LoopConfig(state_dir=tmp_path / "state", **config)
     service = Service(
         cfg,
-        lambda: ActiveLearner(budget=0.1, seed=0),
-        group=broker.source([cfg.topic_instances, cfg.topic_labels], group_id="g"),
+        learner or (lambda: ActiveLearner(budget=0.1, seed=0)),
+        group=broker.source([cfg.topic_instances, cfg.topic_labels], group_id="g", partitions=member),
         log_source=broker.source([cfg.topic_training, cfg.topic_label_requests]),
         sink=broker.sink(),
         metrics=Metrics(),
+        **({"clock": clock} if clock else {}),
     )
     service.start()
     return broker, service
@@ -241,13 +244,13 @@ def test_budget_follows_annotator_capacity(tmp_path):
         now[0] += 1.0
     # 0.1 label/s ÷ 10 instances/s, less the share of an hour's work already waiting.
     expected = 0.01 * (1 - len(service.pending) / 360)
-    assert service.learner._budget.budget == pytest.approx(expected, rel=0.05)
+    assert service.learner.budget_in_force == pytest.approx(expected, rel=0.05)
     assert value(service.metrics, "streamal_budget_ratio") == pytest.approx(expected, rel=0.05)
     # Unanswered requests pile up: with an hour of annotator work waiting, asking stops.
     for i in range(360):
         service.pending.add(f"waiting{i}", {}, now[0], "t")
     service.step(0)
-    assert service.learner._budget.budget == pytest.approx(1e-6)
+    assert service.learner.budget_in_force == pytest.approx(1e-6)
 
 
 def test_consumer_lag_is_measured(tmp_path):
@@ -281,3 +284,140 @@ def test_a_refused_commit_does_not_stop_the_service(tmp_path):
     produce_instances(broker, 10, start=300)
     drain(service)
     assert broker.committed["g"][("streamal.instances", 0)] == 310
+
+
+def requests_of(broker):
+    return [orjson.loads(r.value) for r in broker.records("streamal.label-requests")]
+
+
+def test_a_restart_with_a_new_budget_applies_it_at_once(tmp_path):
+    """STREAMAL_BUDGET 5 % then 2 %: the restored learner follows 2 % and the metric says 2 %."""
+    broker, service = make(tmp_path, learner=lambda: ActiveLearner(budget=0.05, seed=0))
+    truth = produce_instances(broker, 1000)
+    drain(service)
+    answer(broker, truth)
+    drain(service)
+    service.close()
+    first = len(requests_of(broker))
+    assert 45 <= first <= 55
+    _, again = make(tmp_path, broker=broker, learner=lambda: ActiveLearner(budget=0.02, seed=0))
+    assert again.learner.n_learned == first  # the checkpoint was loaded (same shape)
+    assert again.learner.budget_in_force == 0.02 == value(again.metrics, "streamal_budget_ratio")
+    for round_ in range(4):  # phishing again under new ids: 5,000 more instances
+        for i, (x, _) in enumerate(datasets.Phishing()):
+            broker.append("streamal.instances", orjson.dumps({"id": f"r{round_}-{i}", "features": x}), f"r{round_}-{i}")
+    drain(again, steps=40)
+    later = len(requests_of(broker)) - first
+    assert later / 5000 == pytest.approx(0.02, rel=0.05)
+    assert value(again.metrics, "streamal_label_rate_ratio") == pytest.approx(again.learner.label_rate)
+
+
+def test_a_restart_with_another_strategy_rebuilds_the_learner_from_the_training_topic(tmp_path, caplog):
+    broker, service = make(tmp_path)
+    truth = produce_instances(broker, 600)
+    drain(service)
+    answer(broker, truth)
+    drain(service)
+    service.close()
+    learned = len(broker.records("streamal.training"))
+    with caplog.at_level("WARNING", logger="streamal.service"):
+        _, again = make(tmp_path, broker=broker, learner=lambda: ActiveLearner(strategy="entropy", budget=0.1))
+    assert "strategy 'margin' -> 'entropy'" in caplog.text and "rebuilding it from the training topic" in caplog.text
+    assert again.learner.strategy == "entropy"
+    assert again.learner.n_learned == learned  # every example, learned again from the changelog
+    assert again.strategy_name == "entropy"
+    # Its checkpoints come after the old ones, so the next start loads the new learner.
+    again.close()
+    _, third = make(tmp_path, broker=broker, learner=lambda: ActiveLearner(strategy="entropy", budget=0.1))
+    assert third.learner.n_learned == learned and "entropy" in repr(third.learner)
+
+
+def test_a_failed_flush_moves_no_budget_and_leaves_no_checkpoint(tmp_path):
+    from streamal.service.errors import DeliveryError
+
+    broker, service = make(tmp_path, partitions=1)
+    produce_instances(broker, 300)
+    drain(service)
+    rate, decided = service.learner.label_rate, service.learner._budget.guard.n
+    state = sorted((tmp_path / "state").glob("checkpoint-*.json"))
+    sink_flush = service.sink.flush
+
+    def fail(timeout_s=None):
+        service.sink._queued.clear()  # the broker never stored them
+        raise DeliveryError("broker down", topic="streamal.label-requests")
+
+    service.sink.flush = fail
+    produce_instances(broker, 300, start=300)
+    with pytest.raises(DeliveryError):
+        service.step(0)
+    assert service.learner._budget.guard.n == decided and service.learner.label_rate == rate  # nothing counted
+    service.sink.flush = sink_flush
+    service.close()
+    assert sorted((tmp_path / "state").glob("checkpoint-*.json")) == state  # close wrote no checkpoint
+    assert broker.committed["g"][("streamal.instances", 0)] == 300  # nor committed
+
+
+def test_an_instance_already_asked_about_is_not_asked_again(tmp_path):
+    broker, service = make(tmp_path, partitions=1)
+    truth = produce_instances(broker, 1000)
+    drain(service)
+    asked = requests_of(broker)
+    # Read again (a crash before the commit) or produced twice: the same ids once more.
+    produce_instances(broker, 1000)
+    drain(service)
+    ids = [r["id"] for r in requests_of(broker)]
+    assert len(ids) > len(asked) and len(ids) == len(set(ids))  # the others are decided anew, none asked twice
+    assert value(service.metrics, "streamal_instances_skipped_total", reason="already_requested") == len(asked)
+    answer(broker, truth)
+    drain(service)
+    produce_instances(broker, 1000)
+    drain(service)
+    ids = [r["id"] for r in requests_of(broker)]
+    assert len(ids) == len(set(ids))  # never the same id twice
+    answered = len(broker.records("streamal.training"))
+    assert value(service.metrics, "streamal_instances_skipped_total", reason="already_labeled") == answered
+
+
+def test_labels_per_hour_is_the_whole_groups_capacity(tmp_path):
+    """Two replicas, one partition each: together they ask for the capacity, not twice it."""
+    now = [0.0]
+    broker = MemoryBroker()
+    replicas = [
+        make(tmp_path / f"r{p}", broker=broker, partitions=2, member=[p], clock=lambda: now[0], poll_max_records=10,
+             labels_per_hour=720.0, instance_partitions=2, learner=lambda: ActiveLearner(seed=0))[1]
+        for p in (0, 1)
+    ]
+    data = list(datasets.Phishing()) * 5
+    truth, answered = {}, set()
+    for second in range(600):  # 10 instances/s over both partitions for 10 minutes, answered at once
+        for i in range(second * 10, second * 10 + 10):
+            broker.append("streamal.instances", orjson.dumps({"id": f"i{i}", "features": data[i][0]}), f"i{i}")
+            truth[f"i{i}"] = str(data[i][1])
+        for service in replicas:
+            service.step(0)
+        answered = answer(broker, truth, answered)
+        now[0] += 1.0
+    # 720 labels/h = 0.2 label/s for the group (each replica taking all of it would make 0.4/s),
+    # counted over the last 5 minutes, once the arrival rate is measured and the cold start paid back.
+    times = [epoch(orjson.loads(r.value)["requested_at"]) for r in broker.records("streamal.label-requests")]
+    assert sum(t >= 300 for t in times) / 300 == pytest.approx(0.2, rel=0.1)
+    for service in replicas:  # each replica: half of the capacity over its ~5 instances/s
+        assert service.learner.budget_in_force == pytest.approx(0.1 / 5.0, rel=0.15)
+        assert value(service.metrics, "streamal_budget_ratio") == service.learner.budget_in_force
+
+
+def test_pool_mode_sizes_its_batches_from_the_budget_in_force(tmp_path):
+    """Annotator capacity reaches pool mode: the window's batch follows the budget in force."""
+    now = [0.0]
+    broker, service = make(tmp_path, partitions=1, clock=lambda: now[0], mode="pool", pool_size=100,
+                           poll_max_records=10, labels_per_hour=360.0, learner=lambda: ActiveLearner(budget=0.5))
+    produce_instances(broker, 1000)
+    for _ in range(100):  # 10 instances/s: 0.1 label/s is a 1 % budget
+        service.step(0)
+        now[0] += 1.0
+    batches = {}
+    for r in requests_of(broker):
+        batches.setdefault(r["batch_id"], 0)
+        batches[r["batch_id"]] += 1
+    assert service.learner.budget_in_force == pytest.approx(0.01, rel=0.2)
+    assert max(batches.values()) <= 2 and sum(batches.values()) == pytest.approx(0.01 * 1000, abs=2)  # not 50 a window

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -68,9 +69,30 @@ def test_defaults_are_those_of_the_design(field: str, default: object) -> None:
     assert getattr(load_settings(), field) == default
 
 
-def test_model_strategy_and_manager_have_registered_names_by_default() -> None:
+def test_model_and_manager_have_registered_names_by_default_and_the_strategy_follows_the_task() -> None:
     settings = load_settings()
-    assert all(isinstance(getattr(settings, f), str) and getattr(settings, f) for f in ("model", "strategy", "budget_manager"))
+    assert all(isinstance(getattr(settings, f), str) and getattr(settings, f) for f in ("model", "budget_manager"))
+    assert settings.strategy is None  # unset: the task's default
+    from streamal.apps.serve import learner_factory
+
+    assert learner_factory(load_settings(task="regression"))().strategy == "variance_reduction"
+    assert learner_factory(settings)().strategy == "margin"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"task": "regression", "model": "naive_bayes"}, "STREAMAL_MODEL: 'naive_bayes' does classification only"),
+        ({"task": "regression", "strategy": "margin"}, "STREAMAL_STRATEGY: 'margin' does not support regression"),
+        ({"model": "json:dumps"}, "STREAMAL_MODEL: 'json:dumps'() failed"),
+        ({"model": "collections:OrderedDict"}, "STREAMAL_MODEL: 'collections:OrderedDict'() returned OrderedDict"),
+    ],
+)
+def test_a_learner_the_settings_cannot_build_names_the_setting(values, message) -> None:
+    from streamal.apps.serve import learner_factory
+
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        learner_factory(load_settings(**values))
 
 
 def test_settings_are_frozen() -> None:

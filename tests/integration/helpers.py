@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from streamal.apps.datasets import Dataset
 from streamal.apps.replay import Oracle
 from streamal.apps.serve import serve
+from streamal.core.learner import default_strategy
 from streamal.service import kafka
 from streamal.service.metrics import Metrics
 from streamal.service.records import Record
@@ -188,7 +189,8 @@ class ServiceThread:
 
     @property
     def requests(self) -> float:
-        return self.value("streamal_label_requests_total", strategy=self.settings.strategy, mode="stream")
+        strategy = self.settings.strategy or default_strategy(self.settings.task)
+        return self.value("streamal_label_requests_total", strategy=strategy, mode="stream")
 
     @property
     def ready(self) -> bool:

@@ -152,7 +152,7 @@ def test_a_restarted_service_joins_labels_whose_requests_are_deep_in_the_log(
                             session_timeout_ms=session_ms)
     kafka.ensure_topics(settings)
     template = LabelRequest(id="x", features={f"f{k}": k / 3 for k in range(20)}, score=0.5,
-                            strategy=settings.strategy, threshold=0.1, prediction=Prediction(label=None, proba={}),
+                            strategy="margin", threshold=0.1, prediction=Prediction(label=None, proba={}),
                             model_version=0, mode="stream", requested_at=datetime.now(timezone.utc))
     ids = [f"deep-{i}" for i in range(n)]
     picked = random.Random(7).sample(ids[: n - 100], answered - 100) + ids[n - 100:]

@@ -34,6 +34,7 @@ from test_kafka_adapter import kcat  # noqa: F401 — the kcat fixture (legacy p
 
 from streamal.apps.datasets import load
 from streamal.apps.replay import instances, produce
+from streamal.core.learner import default_strategy
 from streamal.service import kafka
 from streamal.service.settings import Settings
 
@@ -92,7 +93,7 @@ def test_end_to_end_budget_contract_join_learn_commit_and_kcat_agrees(
                        30, "the labels' offsets to be committed", failed=service.failed)
         status, text = http_get(port, "/metrics")
         scraped = parse_metrics(text) if status == 200 else {}
-        key = ("streamal_label_requests_total", (("mode", "stream"), ("strategy", settings.strategy)))
+        key = ("streamal_label_requests_total", (("mode", "stream"), ("strategy", default_strategy(settings.task))))
         assert scraped.get(key) == requests_metric, f"/metrics answered {status}"
     learned = service.service.learner.n_learned
     assert port_released(port), "the metrics port is still bound after the service stopped"
@@ -122,7 +123,7 @@ def test_end_to_end_budget_contract_join_learn_commit_and_kcat_agrees(
         features, label = truth[ident]
         assert request["features"] == pytest.approx(features)
         assert 0.0 <= request["score"] <= 1.0
-        assert request["strategy"] == settings.strategy and request["mode"] == "stream"
+        assert request["strategy"] == default_strategy(settings.task) and request["mode"] == "stream"
         assert isinstance(request["threshold"], float)
         prediction = request["prediction"]
         assert set(prediction) == {"label", "proba"}

@@ -44,7 +44,8 @@ from streamal.service.changelog import Changelog
 from streamal.service.errors import CommitError, InvalidMessage
 from streamal.service.housekeeping import Housekeeping
 from streamal.service.join import Joined, join_label
-from streamal.service.messages import Label, dead_letter, encode, label_request, parse_label, read_instance, rfc3339
+from streamal.service.codec import label_request, read_instance
+from streamal.service.messages import Label, dead_letter, encode, parse_label, rfc3339
 from streamal.service.metrics import Metrics
 from streamal.service.pending import PendingRequests
 from streamal.service.records import Delivered, Partition, Record

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streamal.service.errors import InvalidMessage, StreamalError
+from streamal.service.codec import label_request as write_label_request
+from streamal.service.codec import read_instance
 from streamal.service.messages import (
     MAX_ERROR_CHARS,
     REASONS,
@@ -24,12 +26,10 @@ from streamal.service.messages import (
     TrainingRecord,
     dead_letter,
     encode,
-    label_request as write_label_request,
     parse_instance,
     parse_label,
     parse_label_request,
     parse_training_record,
-    read_instance,
 )
 
 MAX = 1024

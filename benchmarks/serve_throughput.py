@@ -429,14 +429,14 @@ def memory_child(bootstrap: str, run: str, state: str, pending: int, partitions:
 #: (row, function name, file suffix, caller name or None): cumulative time of the function
 #: (only of calls from that caller, when one is given).
 PROFILE_ROWS = [
-    ("poll instances (group)", "poll", "streamal/service/kafka.py", "step"),
-    ("parse + validate", "read_instance", "streamal/service/messages.py", "step"),
+    ("poll instances (group)", "poll", "streamal/service/kafka/consumer.py", "step"),
+    ("parse + validate", "read_instance", "streamal/service/codec.py", "step"),
     ("decide (decide_many)", "decide_many", "streamal/core/learner.py", None),
     ("label request build+send", "_request", "streamal/service/loop.py", None),
-    ("  of it: encode", "label_request", "streamal/service/messages.py", "_request"),
-    ("  of it: producer.send", "send", "streamal/service/kafka.py", "_request"),
-    ("flush (wait for acks)", "flush", "streamal/service/kafka.py", "_flush_and_commit"),
-    ("commit", "commit", "streamal/service/kafka.py", "_flush_and_commit"),
+    ("  of it: encode", "label_request", "streamal/service/codec.py", "_request"),
+    ("  of it: producer.send", "send", "streamal/service/kafka/producer.py", "_request"),
+    ("flush (wait for acks)", "flush", "streamal/service/kafka/producer.py", "_flush_and_commit"),
+    ("commit", "commit", "streamal/service/kafka/consumer.py", "_flush_and_commit"),
     ("read the log (own requests back)", "read", "streamal/service/changelog.py", "step"),
     ("housekeeping", "tick", "streamal/service/housekeeping.py", "step"),
 ]

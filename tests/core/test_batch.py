@@ -1,4 +1,10 @@
-"""One poll scored at once gives the decisions of one-by-one asking (DESIGN 5.2)."""
+"""One poll scored at once gives the decisions of one-by-one asking (DESIGN 5.2).
+
+That ``ask`` one by one = ``ask_many`` in chunks = ``decide_many`` +
+``confirm``, for every registered strategy and budget manager, on a binary
+and a multi-class stream: the conformance suite, tests/core/test_checks.py.
+Here: the vectorised pieces themselves.
+"""
 
 from __future__ import annotations
 
@@ -13,37 +19,10 @@ from river.datasets import synth
 from streamal import ActiveLearner
 from streamal.core import batch
 
-STREAMS = {
-    "phishing": lambda: list(datasets.Phishing()),
-    "image_segments (7 classes)": lambda: list(datasets.ImageSegments()),
-    "led (10 classes)": lambda: list(itertools.islice(synth.LED(seed=1, irrelevant_features=True), 3000)),
-}
 
-
-@pytest.mark.parametrize("stream", list(STREAMS))
-@pytest.mark.parametrize("strategy", ["margin", "entropy", "least_confidence", "committee", "random"])
-@pytest.mark.parametrize("size", [1, 37, 500])
-def test_batches_decide_as_one_by_one(stream, strategy, size):
-    data = STREAMS[stream]()
-    learner = ActiveLearner(strategy=strategy, budget=0.1, seed=2)
-    one, many = copy.deepcopy(learner), copy.deepcopy(learner)
-    xs = [x for x, _ in data]
-    expected, got = [], []
-    for start in range(0, len(xs), size):
-        chunk = xs[start:start + size]
-        expected += [one.ask(x) for x in chunk]
-        got += many.ask_many(chunk)
-        # Labels arrive between polls: both learners learn the same ones.
-        for i, d in enumerate(expected[start:], start):
-            if d.query:
-                one.learn(*data[i])
-                many.learn(*data[i])
-    assert [d.query for d in got] == [d.query for d in expected]
-    assert [d.prediction for d in got] == [d.prediction for d in expected]
-    assert max(abs(a.score - b.score) for a, b in zip(got, expected)) < 1e-12
-    for a, b in zip(got, expected):  # the probabilities, made a dict only when read
-        assert a.proba.keys() == b.proba.keys()
-        assert all(abs(a.proba[c] - b.proba[c]) < 1e-12 for c in a.proba)
+def _led():
+    """10 classes appearing one after another, with irrelevant features."""
+    return list(itertools.islice(synth.LED(seed=1, irrelevant_features=True), 3000))
 
 
 def test_vectorised_probabilities_match_river():
@@ -66,7 +45,7 @@ def test_direct_learning_gives_rivers_weights_to_the_bit():
     from streamal.core.features import Featurizer
     from streamal.core.models import build_model
 
-    data = STREAMS["led (10 classes)"]()
+    data = _led()
     featurizer = Featurizer()
     examples = [(featurizer.learn_transform(x), y) for x, y in data[:2000]]
     river_way, direct = build_model("logistic_regression", "classification")[0], None

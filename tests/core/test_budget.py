@@ -1,8 +1,13 @@
-"""Budget managers: adherence on adversarial score shapes, the guard, decide-then-update."""
+"""Budget managers: adherence on adversarial score shapes, the guard, manager specifics.
+
+Decide changes nothing, decide + update = ask, the budget held on random,
+constant, rising and falling scores, set_budget, seed determinism, clone and
+pickle, parameter checks and docstrings of every registered manager: the
+conformance suite, tests/core/test_checks.py.
+"""
 
 from __future__ import annotations
 
-import copy
 import random
 
 import pytest
@@ -13,7 +18,7 @@ from streamal import budget_managers
 from streamal.core.budget import BudgetGuard
 
 N = 20_000
-ADAPTIVE = [n for n in budget_managers.names() if n != "fixed"]
+ADAPTIVE = [n for n in budget_managers.names() if budget_managers.factory(n).follows_budget]
 
 
 def shaped(shape: str, seed: int, level: float, spread: float) -> list[float]:
@@ -56,38 +61,6 @@ def test_rate_within_5_percent_and_no_window_above_1_5x(name, shape, budget, lev
     assert worst <= 1.5 * budget * 1000 + 1e-9
 
 
-def state(obj):
-    """Everything a manager holds, comparable by value."""
-    if isinstance(obj, random.Random):
-        return obj.getstate()
-    if hasattr(obj, "__dict__"):
-        return {k: state(v) for k, v in vars(obj).items()}
-    if isinstance(obj, (list, tuple)):
-        return [state(v) for v in obj]
-    return copy.deepcopy(obj)
-
-
-@pytest.mark.parametrize("name", budget_managers.names())
-def test_decide_changes_nothing(name):
-    manager = budget_managers.create(name, budget=0.1, seed=1)
-    rng = random.Random(0)
-    for _ in range(500):
-        score = rng.random()
-        before = state(manager)
-        first = manager.decide(score)
-        assert manager.decide(score) == first
-        assert state(manager) == before
-        manager.update(score, first)
-
-
-@pytest.mark.parametrize("name", budget_managers.names())
-def test_same_seed_same_decisions(name):
-    scores = [random.Random(5).random() for _ in range(2000)]
-    a = run(budget_managers.create(name, budget=0.05, seed=3), scores)
-    b = run(budget_managers.create(name, budget=0.05, seed=3), scores)
-    assert a == b
-
-
 @pytest.mark.parametrize("name", ADAPTIVE)
 def test_asks_the_informative_instances(name):
     """On i.i.d. scores an adaptive manager's picks score far above average."""
@@ -115,50 +88,6 @@ def test_guard_window_rule():
         asked.append(q)
     assert max(sum(asked[i : i + 1000]) for i in range(4001)) <= 15
     assert sum(asked) <= 0.01 * 5000 + 1
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"budget": 0.0}, "budget must be in \\(0, 1\\], got 0.0"),
-        ({"budget": 1.5}, "budget must be in \\(0, 1\\], got 1.5"),
-        ({"budget": 0.1, "window": 0}, "window must be ≥ 1, got 0"),
-        ({"budget": 0.1, "tolerance": -1}, "tolerance must be ≥ 0, got -1"),
-    ],
-)
-def test_bad_parameters_fail_at_construction(params, message):
-    with pytest.raises(ValueError, match=message):
-        budget_managers.create("quantile", **params)
-
-
-def test_manager_specific_parameters():
-    with pytest.raises(ValueError, match="step must be > 0"):
-        budget_managers.create("variable_uncertainty", step=0)
-    with pytest.raises(ValueError, match="random_share must be in"):
-        budget_managers.create("split", random_share=2)
-    with pytest.raises(ValueError, match="threshold must be in"):
-        budget_managers.create("fixed", threshold=3)
-
-
-def test_randomised_variable_uncertainty_holds_the_budget():
-    rng = random.Random(1)
-    scores = [rng.random() ** 2 for _ in range(N)]
-    asked = run(budget_managers.create("variable_uncertainty", budget=0.05, randomize=1.0, seed=2), scores)
-    assert abs(sum(asked) / N / 0.05 - 1) <= 0.05
-
-
-@pytest.mark.parametrize("name", ADAPTIVE)
-def test_a_new_budget_is_followed_from_then_on(name):
-    """Annotator capacity changes the budget while serving: the rate follows it."""
-    rng = random.Random(3)
-    manager = budget_managers.create(name, budget=0.05, seed=1)
-    first = run(manager, [rng.random() for _ in range(10_000)])
-    manager.set_budget(0.2)
-    second = run(manager, [rng.random() for _ in range(10_000)])
-    assert abs(sum(first) / 10_000 - 0.05) < 0.005
-    assert abs(sum(second[2000:]) / 8_000 - 0.2) < 0.01
-    with pytest.raises(ValueError, match="budget must be in"):
-        manager.set_budget(0.0)
 
 
 def test_the_first_labels_come_at_once_and_are_paid_back() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 import random
 from typing import ClassVar
 
 from streamal.core.budget.guard import BudgetGuard
+from streamal.core.errors import ParameterError
 from streamal.core.registry import Registry
 
 #: Scores are perturbed by at most this much, so ties (a constant score, a
@@ -25,9 +27,15 @@ class BudgetManager:
     rule, given the effective budget) and ``_learn`` (their threshold
     dynamics, fed with what the rule wanted, so a threshold rises when the
     guard had to refuse, and with what was finally asked).
+
+    ``follows_budget``: whether the realised rate tracks the budget from
+    below too (an adaptive threshold), not only never exceeds it (a fixed
+    one); :mod:`streamal.core.checks` holds the manager to it.
     """
 
     name: ClassVar[str]
+    #: Whether the rate tracks the budget from below as well as from above.
+    follows_budget: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -37,6 +45,8 @@ class BudgetManager:
         tolerance: float = 0.5,
         seed: int = 0,
     ) -> None:
+        if not isinstance(seed, numbers.Integral):
+            raise ParameterError("seed", f"must be an integer, got {seed!r}")
         self.budget = budget
         self.window = window
         self.tolerance = tolerance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streamal.core.budget.base import BudgetManager, budget_managers
+from streamal.core.errors import ParameterError
 
 
 @budget_managers.register("fixed")
@@ -12,13 +13,18 @@ class Fixed(BudgetManager):
     The simplest rule and the one most stream active learners start from; the
     rate it spends depends entirely on the score distribution, so only the
     guard keeps it near the budget (it never spends *more* than the guard
-    allows, but may spend much less).
+    allows, but may spend much less: ``follows_budget = False`` tells the
+    conformance suite so). The *fixed uncertainty* strategy of Žliobaitė et
+    al., *Active learning with drifting streaming data*, IEEE TNNLS 2014.
+    Cost: O(1) per instance.
 
     >>> fixed = Fixed(budget=0.1, threshold=0.5)
     >>> [fixed.ask(s) for s in [0.2, 0.7, 0.4, 0.9]]
     [False, True, False, True]
 
     """
+
+    follows_budget = False
 
     def __init__(
         self,
@@ -30,7 +36,7 @@ class Fixed(BudgetManager):
         seed: int = 0,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+            raise ParameterError("threshold", f"must be in [0, 1], got {threshold!r}")
         super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
         self._threshold = threshold
 

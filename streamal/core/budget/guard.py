@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
+
+from streamal.core.errors import ParameterError
 
 
 class BudgetGuard:
@@ -50,11 +53,11 @@ class BudgetGuard:
 
     def __init__(self, budget: float, window: int = 1000, tolerance: float = 0.5) -> None:
         if not 0.0 < budget <= 1.0:
-            raise ValueError(f"budget must be in (0, 1], got {budget}")
-        if window < 1:
-            raise ValueError(f"window must be ≥ 1, got {window}")
-        if tolerance < 0.0:
-            raise ValueError(f"tolerance must be ≥ 0, got {tolerance}")
+            raise ParameterError("budget", f"must be in (0, 1], got {budget!r}")
+        if not (isinstance(window, numbers.Integral) and window >= 1):
+            raise ParameterError("window", f"must be an integer ≥ 1, got {window!r}")
+        if not 0.0 <= tolerance < math.inf:
+            raise ParameterError("tolerance", f"must be a finite number ≥ 0, got {tolerance!r}")
         self.window = window
         self.tolerance = tolerance
         self._set_limits(budget)
@@ -80,7 +83,7 @@ class BudgetGuard:
         neither forgives an overspend nor turns an old deficit into a flood.
         """
         if not 0.0 < budget <= 1.0:
-            raise ValueError(f"budget must be in (0, 1], got {budget}")
+            raise ParameterError("budget", f"must be in (0, 1], got {budget!r}")
         self._set_limits(budget)
         self._balance = min(max(self._balance, -self._slack), self._credit)
         self._effective = self._effective_budget()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import bisect
 import math
+import numbers
 from collections import deque
 
 from streamal.core.budget.base import BudgetManager, budget_managers
+from streamal.core.errors import ParameterError
 
 
 @budget_managers.register("quantile")
@@ -50,8 +52,8 @@ class Quantile(BudgetManager):
         seed: int = 0,
     ) -> None:
         super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
-        if history is not None and history < 1:
-            raise ValueError(f"history must be ≥ 1, got {history}")
+        if history is not None and not (isinstance(history, numbers.Integral) and history >= 1):
+            raise ParameterError("history", f"must be an integer ≥ 1 (or None), got {history!r}")
         self.history = history
         self._size = self._history_size(budget)
         self._recent: deque[float] = deque()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streamal.core.budget.base import BudgetManager, budget_managers
+from streamal.core.errors import ParameterError
 
 
 @budget_managers.register("split")
@@ -37,15 +38,18 @@ class Split(BudgetManager):
         seed: int = 0,
     ) -> None:
         if not 0.0 <= random_share <= 1.0:
-            raise ValueError(f"random_share must be in [0, 1], got {random_share}")
+            raise ParameterError("random_share", f"must be in [0, 1], got {random_share!r}")
         super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
         self.random_share = random_share
         self.inner = inner
-        self._inner = (
-            budget_managers.create(inner, budget=budget, window=window, tolerance=tolerance, seed=seed + 1)
-            if isinstance(inner, str)
-            else inner
-        )
+        if isinstance(inner, str):
+            try:
+                factory = budget_managers.factory(inner)
+            except ValueError as exc:
+                raise ParameterError("inner", str(exc)) from None
+            self._inner = factory(budget=budget, window=window, tolerance=tolerance, seed=seed + 1)
+        else:
+            self._inner = inner
         self._arm = self._rng.random()
         self._coin = self._rng.random()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 from streamal.core.budget.base import BudgetManager, budget_managers
+from streamal.core.errors import ParameterError
 
 
 @budget_managers.register("variable_uncertainty")
@@ -51,10 +54,10 @@ class VariableUncertainty(BudgetManager):
         tolerance: float = 0.5,
         seed: int = 0,
     ) -> None:
-        if step <= 0.0:
-            raise ValueError(f"step must be > 0, got {step}")
-        if randomize < 0.0:
-            raise ValueError(f"randomize must be ≥ 0, got {randomize}")
+        if not 0.0 < step < math.inf:
+            raise ParameterError("step", f"must be a finite number > 0, got {step!r}")
+        if not 0.0 <= randomize < math.inf:
+            raise ParameterError("randomize", f"must be a finite number ≥ 0, got {randomize!r}")
         super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
         self.step = step
         self.randomize = randomize

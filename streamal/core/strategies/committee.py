@@ -17,11 +17,13 @@ ICML 1998 (KL divergence to the mean); R. Burbidge, J. Rowland and R. King,
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal
 
+from streamal.core.errors import ParameterError
 from streamal.core.strategies.base import Features, Proba, Strategy, clip01, strategies
 
 
@@ -104,8 +106,10 @@ class _Committee(Strategy):
     tasks = ("classification", "regression")
 
     def __init__(self, size: int = 5, seed: int = 0) -> None:
-        if size < 2:
-            raise ValueError(f"size must be at least 2, got {size}")
+        if not (isinstance(size, numbers.Integral) and size >= 2):
+            raise ParameterError("size", f"must be an integer ≥ 2, got {size!r}")
+        if not isinstance(seed, numbers.Integral):
+            raise ParameterError("seed", f"must be an integer, got {seed!r}")
         self.size = size
         self.seed = seed
         self._rng = random.Random(seed)
@@ -179,7 +183,7 @@ class Committee(_Committee):
         seed: int = 0,
     ) -> None:
         if disagreement not in ("vote_entropy", "kl"):
-            raise ValueError(f"disagreement must be 'vote_entropy' or 'kl', got {disagreement!r}")
+            raise ParameterError("disagreement", f"must be 'vote_entropy' or 'kl', got {disagreement!r}")
         super().__init__(size=size, seed=seed)
         self.disagreement = disagreement
 

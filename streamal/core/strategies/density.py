@@ -7,8 +7,10 @@ for sequence labeling tasks*, EMNLP 2008 (information density).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
+from streamal.core.errors import ParameterError
 from streamal.core.strategies.base import Features, Proba, Strategy, clip01, strategies
 
 
@@ -21,7 +23,9 @@ class DensityWeighted(Strategy):
     of the stream (labels are not needed: features are free), and h² is the
     running mean of the squared distance to the nearest centroid. An instance
     near where the stream's mass is gets a density near 1; a far outlier gets
-    a density near 0. Cost: O(n_centroids · d) per instance on top of the base
+    a density near 0. This is the information density of Settles & Craven
+    (2008), with a streaming density estimate in place of the pool's mean
+    similarity. Cost: O(n_centroids · d) per instance on top of the base
     strategy.
 
     >>> dw = DensityWeighted(base="margin", n_centroids=2)
@@ -40,14 +44,21 @@ class DensityWeighted(Strategy):
     def __init__(
         self, base: str | Strategy = "margin", beta: float = 1.0, n_centroids: int = 16
     ) -> None:
-        if beta < 0:
-            raise ValueError(f"beta must be ≥ 0, got {beta}")
-        if n_centroids < 1:
-            raise ValueError(f"n_centroids must be ≥ 1, got {n_centroids}")
+        if not 0.0 <= beta < math.inf:
+            raise ParameterError("beta", f"must be a finite number ≥ 0, got {beta!r}")
+        if not (isinstance(n_centroids, numbers.Integral) and n_centroids >= 1):
+            raise ParameterError("n_centroids", f"must be an integer ≥ 1, got {n_centroids!r}")
         self.base = base
         self.beta = beta
         self.n_centroids = n_centroids
-        self._base = strategies.create(base) if isinstance(base, str) else base
+        if isinstance(base, str):
+            try:
+                factory = strategies.factory(base)
+            except ValueError as exc:
+                raise ParameterError("base", str(exc)) from None
+            self._base = factory()
+        else:
+            self._base = base
         self.tasks = self._base.tasks
         self._centroids: list[dict[str, float]] = []
         self._counts: list[int] = []

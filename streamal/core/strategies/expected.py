@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections import deque
 from typing import Any
 
+from streamal.core.errors import ParameterError
 from streamal.core.strategies.base import Features, Proba, Strategy, clip01, normalise, strategies
 
 
@@ -30,7 +32,7 @@ class ExpectedModelChange(Strategy):
     so the score is ``Σ_y p_y ‖p − e_y‖ / √2 · ‖x̃‖ / (‖x̃‖ + m)`` in [0, 1).
     For models without gradients (trees, naive Bayes) the same formula is a
     documented approximation: the gradient a linear model with the same
-    probabilities would take. Cost: O(K² + d).
+    probabilities would take. Settles, Craven & Ray (2008). Cost: O(K² + d).
 
     >>> emc = ExpectedModelChange()
     >>> emc.observe_one({'a': 1.0})
@@ -96,6 +98,10 @@ class ExpectedErrorReduction(Strategy):
     """
 
     def __init__(self, reference_size: int = 32, min_proba: float = 0.01) -> None:
+        if not (isinstance(reference_size, numbers.Integral) and reference_size >= 1):
+            raise ParameterError("reference_size", f"must be an integer ≥ 1, got {reference_size!r}")
+        if not 0.0 <= min_proba <= 1.0:
+            raise ParameterError("min_proba", f"must be in [0, 1], got {min_proba!r}")
         self.reference_size = reference_size
         self.min_proba = min_proba
         self._model: Any = None

@@ -11,10 +11,12 @@ sequential algorithm for training text classifiers*, SIGIR 1994.
 from __future__ import annotations
 
 import math
+import numbers
 import random
 
 import numpy as np
 
+from streamal.core.errors import ParameterError
 from streamal.core.strategies.base import Features, Proba, Strategy, normalise, strategies
 
 
@@ -86,7 +88,7 @@ def entropy(proba: Proba) -> float:
 
 # Vectorised twins over a matrix of normalised probabilities (a row per
 # instance): what a poll is scored with; the scalar functions above are their
-# reference (tests/core/test_strategies.py checks them equal).
+# reference (streamal.core.checks.check_score_many checks them equal).
 
 
 def least_confidence_many(p: np.ndarray) -> np.ndarray:
@@ -170,10 +172,12 @@ class Entropy(Strategy):
 
 @strategies.register("random")
 class Random(Strategy):
-    """A uniform draw in [0, 1): the baseline every benchmark compares with.
+    """A uniform draw, ``score = u`` with ``u ~ U[0, 1)``: the baseline every benchmark compares with.
 
-    Under any budget manager this asks a random ``budget`` share of instances.
-    Cost: O(1).
+    The score ignores the instance and the model, so under any budget manager
+    this asks a random ``budget`` share of instances: the *Random* strategy of
+    Žliobaitė et al., *Active learning with drifting streaming data*, IEEE
+    TNNLS 2014. Cost: O(1).
 
     >>> s = Random(seed=1)
     >>> [round(s.score_one({}, {}), 3) for _ in range(3)]
@@ -184,6 +188,8 @@ class Random(Strategy):
     tasks = ("classification", "regression")
 
     def __init__(self, seed: int = 0) -> None:
+        if not isinstance(seed, numbers.Integral):
+            raise ParameterError("seed", f"must be an integer, got {seed!r}")
         self.seed = seed
         self._rng = random.Random(seed)
 

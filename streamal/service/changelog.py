@@ -114,13 +114,19 @@ class Changelog:
             return
         features = dict(example.features)
         learner = self.learner
-        if learner.task == "classification" and not learner.cold:
-            self.labeled_seen += 1
-            self.metrics.labeled_seen.inc()
-            if learner.predict_one(features) == example.label:
-                self.labeled_correct += 1
-                self.metrics.labeled_correct.inc()
-        learner.learn(features, example.label)
+        try:
+            if learner.task == "classification" and not learner.cold:
+                correct = learner.predict_one(features) == example.label
+                self.labeled_seen += 1
+                self.metrics.labeled_seen.inc()
+                if correct:
+                    self.labeled_correct += 1
+                    self.metrics.labeled_correct.inc()
+            learner.learn(features, example.label)
+        except (ArithmeticError, ValueError) as exc:  # extreme numbers a River model cannot learn: skip, never stop
+            self.metrics.rejected.labels(record.topic, "unlearnable").inc()
+            log.warning("training record %s@%d not learned: %s: %s", record.topic, record.offset,
+                        type(exc).__name__, exc, extra={"instance_id": example.id})
         self.pending.mark_joined(example.id)
         labeled_at = epoch(example.labeled_at)
         if labeled_at is not None and self.replayed:

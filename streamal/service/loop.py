@@ -29,6 +29,7 @@ reason, or is counted and dropped (DESIGN section 3).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -52,6 +53,9 @@ from streamal.service.records import Delivered, Partition, Record
 from streamal.service.window import PoolWindow, Unlabeled
 
 log = logging.getLogger("streamal.service")
+
+#: What a River model raises on valid but extreme numbers (e.g. squaring 1e200 in a Gaussian leaf).
+UNSCORABLE = (ArithmeticError, ValueError)
 
 
 class Source(Protocol):
@@ -217,6 +221,7 @@ class Service:
         records = self.group.poll(timeout_s, limit)
         commit: dict[Partition, int] = {}
         instances: list[Unlabeled] = []
+        sources: list[Record] = []  # the record of each instance, for a dead letter
         topic_instances, topic_labels = self.config.topic_instances, self.config.topic_labels
         pending = self.pending
         for record in records:
@@ -228,6 +233,7 @@ class Service:
                         self._skip(instance[0], "already_requested" if instance[0] in pending else "already_labeled")
                     else:
                         instances.append(instance)
+                        sources.append(record)
                 if pool:  # committed once the window is decided
                     self.window.hold((topic, record.partition), record.offset + 1)
                 else:
@@ -238,13 +244,14 @@ class Service:
         if instances:
             started = time.perf_counter()
             if pool:
-                self.window.add(instances)
+                self.window.add(instances, sources)
+                decided = len(instances)
             else:
-                self._decide_stream(instances)
+                decided = self._decide_stream(instances, sources)
             self.metrics.processing.observe((time.perf_counter() - started) / len(instances))
-            self.metrics.instances.inc(len(instances))
-            self.instances_decided += len(instances)
-            self._decided_since += len(instances)
+            self.metrics.instances.inc(decided)
+            self.instances_decided += decided
+            self._decided_since += decided
         if pool and self.window.due():
             self._decide_pool()
             commit.update(self.window.release())
@@ -332,16 +339,38 @@ class Service:
         self.changelog.catch_up()
 
     # -- instances: stream mode --------------------------------------------------
-    def _decide_stream(self, instances: Sequence[Unlabeled]) -> None:
+    def _decide_stream(self, instances: Sequence[Unlabeled], sources: Sequence[Record]) -> int:
         # One poll is scored at once (same decisions as one by one: the model
         # learns only from the training topic, read between polls); the budget
         # moves once the requests are acknowledged (_flush_and_commit).
-        tentative = self.learner.decide_many([features for _, features in instances])
+        try:
+            tentative = self.learner.decide_many([features for _, features in instances])
+        except UNSCORABLE:  # a valid instance the model cannot compute with (a River model overflowing)
+            instances = self._drop_unscorable(instances, sources)
+            tentative = self.learner.decide_many([features for _, features in instances])
+        self._tentative = tentative
         for instance, decision in zip(instances, tentative.decisions):
             if decision.query:
                 self._request(instance, decision.score, decision.threshold, decision.prediction,
                               decision.proba, mode="stream")
-        self._tentative = tentative
+        return len(instances)
+
+    def _drop_unscorable(self, instances: Sequence[Unlabeled], sources: Sequence[Record]) -> list[Unlabeled]:
+        """Dead-letter (``unscorable``) the instances the model raises on; the others.
+
+        Found by predicting each one (which changes nothing); the failed poll
+        may already have counted some instances in the label-free feature
+        statistics, a negligible tilt on a rare path.
+        """
+        kept = []
+        for instance, record in zip(instances, sources):
+            try:
+                self.learner.predict_one(instance[1])
+            except UNSCORABLE as exc:
+                self._reject(record, "unscorable", f"the model cannot score this instance: {type(exc).__name__}: {exc}")
+            else:
+                kept.append(instance)
+        return kept
 
     def _request(self, instance: Unlabeled, score: float, threshold: float, prediction: Any,
                  proba: Mapping[Any, float], mode: str, batch_id: str | None = None, rank: int | None = None) -> None:
@@ -364,7 +393,11 @@ class Service:
     # -- instances: pool mode ------------------------------------------------------
     def _decide_pool(self) -> None:
         batch = self.window.take(self.learner.budget_in_force)  # annotator capacity reaches pool mode too
-        picked = self.learner.select([features for _, features in batch.instances], batch.k)
+        try:
+            picked = self.learner.select([features for _, features in batch.instances], batch.k)
+        except UNSCORABLE:
+            batch = dataclasses.replace(batch, instances=self._drop_unscorable(batch.instances, batch.sources))
+            picked = self.learner.select([features for _, features in batch.instances], batch.k)
         for rank, i in enumerate(picked):
             instance = batch.instances[i]
             proba = self.learner.predict_proba_one(instance[1]) if self.learner.task == "classification" else {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamal.core.pool import window_quota
-from streamal.service.records import Partition
+from streamal.service.records import Partition, Record
 
 #: A valid instance: ``(id, features)``.
 Unlabeled = tuple[str, dict[str, Any]]
@@ -25,16 +25,18 @@ class Batch:
     instances: list[Unlabeled]
     k: int
     batch_id: str
+    #: The record of each instance (for a dead letter).
+    sources: list[Record]
 
 
 class PoolWindow:
     """The window being filled (see the module docstring).
 
     >>> w = PoolWindow(size=3, seconds=60.0, clock=lambda: 0.0)
-    >>> w.add([("a", {}), ("b", {})]); w.hold(("t", 0), 2)
+    >>> w.add([("a", {}), ("b", {})], [None, None]); w.hold(("t", 0), 2)
     >>> w.room, w.due()
     (1, False)
-    >>> w.add([("c", {})]); w.due()
+    >>> w.add([("c", {})], [None]); w.due()
     True
     >>> batch = w.take(budget=0.5); (len(batch.instances), batch.k), w.release()
     ((3, 1), {('t', 0): 2})
@@ -46,6 +48,7 @@ class PoolWindow:
         self.seconds = seconds
         self.clock = clock
         self._instances: list[Unlabeled] = []
+        self._sources: list[Record] = []
         self._started: float | None = None
         self._carry = 0.0
         self._batches = 0
@@ -59,10 +62,12 @@ class PoolWindow:
     def __len__(self) -> int:
         return len(self._instances)
 
-    def add(self, instances: list[Unlabeled]) -> None:
+    def add(self, instances: list[Unlabeled], sources: list[Record]) -> None:
+        """Add instances and the records they came in."""
         if instances and self._started is None:
             self._started = self.clock()
         self._instances.extend(instances)
+        self._sources.extend(sources)
 
     def hold(self, partition: Partition, next_offset: int) -> None:
         """Commit ``next_offset`` of ``partition`` only once the window is decided."""
@@ -77,9 +82,10 @@ class PoolWindow:
     def take(self, budget: float) -> Batch:
         """Empty the window: its instances and the labels ``budget`` allows it (fractions carry over)."""
         instances, self._instances, self._started = self._instances, [], None
+        sources, self._sources = self._sources, []
         k, self._carry = window_quota(budget, len(instances), self._carry)
         self._batches += 1
-        return Batch(instances, k, f"{int(self.clock())}-{self._batches}")
+        return Batch(instances, k, f"{int(self.clock())}-{self._batches}", sources)
 
     def release(self) -> dict[Partition, int]:
         """The held offsets, to commit now that their window is decided."""

@@ -92,3 +92,26 @@ def test_density_weighting_prefers_typical_instances():
 def test_unknown_strategy_names_the_choices():
     with pytest.raises(ValueError, match="unknown strategy 'nope'; choose one of: committee"):
         ActiveLearner(strategy="nope")
+
+
+def test_huge_finite_numbers_score_as_inf_not_an_overflow_error():
+    """Squares of ~1e154 and more overflow: ``x * x`` gives inf (a score of 1), ``x ** 2`` raises."""
+    from river import tree
+
+    density = strategies.create("density_weighted")
+    density.setup(tree.HoeffdingTreeClassifier())
+    for v in range(20):
+        density.observe_one({"a": float(v)})
+    assert 0.0 <= density.score_one({"a": 1e200}, {"x": 0.5, "y": 0.5}) <= 1.0
+    committee = strategies.create("variance_reduction", size=3)
+
+    class Says:  # members whose predictions lie 1e160 apart
+        def __init__(self, value):
+            self.value = value
+
+        def predict_one(self, x):
+            return self.value
+
+    committee.setup(tree.HoeffdingTreeRegressor())
+    committee._members = [Says(-1e160), Says(0.0), Says(1e160)]
+    assert 0.0 <= committee.score_one({"a": 1.0}, {}) <= 1.0

@@ -421,3 +421,27 @@ def test_pool_mode_sizes_its_batches_from_the_budget_in_force(tmp_path):
         batches[r["batch_id"]] += 1
     assert service.learner.budget_in_force == pytest.approx(0.01, rel=0.2)
     assert max(batches.values()) <= 2 and sum(batches.values()) == pytest.approx(0.01 * 1000, abs=2)  # not 50 a window
+
+
+def test_an_instance_or_example_the_model_cannot_compute_with_is_set_aside_not_a_crash(tmp_path):
+    """A Hoeffding tree's Gaussian leaves square the raw feature: 1e200 overflows (River raises)."""
+    broker, service = make(tmp_path, partitions=1, learner=lambda: ActiveLearner(model="hoeffding_tree", budget=0.5))
+    truth = produce_instances(broker, 300)
+    drain(service)
+    answer(broker, truth)
+    drain(service)
+    x = dict(next(iter(datasets.Phishing()))[0])
+    x["empty_server_form_handler"] = 1e200
+    broker.append("streamal.instances", orjson.dumps({"id": "huge", "features": x}), "huge")
+    produce_instances(broker, 10, start=300)
+    drain(service)
+    dead = [orjson.loads(r.value) for r in broker.records("streamal.dead-letter")]
+    assert [d["reason"] for d in dead] == ["unscorable"] and dead[0]["source"]["offset"] == 300
+    assert value(service.metrics, "streamal_instances_total") == 310  # the rest of the poll was decided
+    # The same numbers on the training topic (an unsolicited label): skipped and counted, the loop goes on.
+    broker.append("streamal.labels", orjson.dumps({"id": "huge2", "label": "1", "features": x}), "huge2")
+    drain(service)
+    assert value(service.metrics, "streamal_rejected_total", topic="streamal.training", reason="unlearnable") == 1
+    produce_instances(broker, 10, start=310)
+    drain(service)
+    assert value(service.metrics, "streamal_instances_total") == 320

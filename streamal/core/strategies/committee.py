@@ -96,7 +96,7 @@ def class_variance(probas: Sequence[Proba]) -> float:
     for c in classes:
         values = [p.get(c, 0.0) for p in probas]
         mean = sum(values) / m
-        var += sum((v - mean) ** 2 for v in values) / m
+        var += sum((v - mean) * (v - mean) for v in values) / m  # x * x: inf, where x ** 2 raises
     return clip01(var / (1.0 - 1.0 / min(m, k)))
 
 
@@ -138,7 +138,7 @@ class _Committee(Strategy):
     def _regression_score(self, x: Features) -> float:
         preds = [float(m.predict_one(x) or 0.0) for m in self._members]
         mean = sum(preds) / len(preds)
-        var = sum((p - mean) ** 2 for p in preds) / len(preds)
+        var = sum((p - mean) * (p - mean) for p in preds) / len(preds)  # x * x: inf, where x ** 2 raises
         label_var = self._m2 / self._n if self._n > 1 else 0.0
         if var == 0.0:
             return 0.0 if label_var > 0.0 else 1.0

@@ -73,7 +73,7 @@ class DensityWeighted(Strategy):
 
     @staticmethod
     def _sqdist(x: Features, c: dict[str, float]) -> float:
-        d = sum((v - c.get(k, 0.0)) ** 2 for k, v in x.items())
+        d = sum((v - c.get(k, 0.0)) * (v - c.get(k, 0.0)) for k, v in x.items())  # x * x: inf, where x ** 2 raises
         return d + sum(w * w for k, w in c.items() if k not in x)
 
     def _nearest(self, x: Features) -> tuple[int, float]:

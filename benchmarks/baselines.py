@@ -24,16 +24,17 @@ baselines here implement it too:
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 from river import active, base, linear_model, multiclass, preprocessing, tree
 
-from streamal.core.evaluate import balanced_accuracy
+from streamal.core.evaluate import Asker, balanced_accuracy, prequential
 
 __all__ = [
     "Asker",
@@ -91,24 +92,6 @@ class Decision(NamedTuple):
     score: float
     threshold: float
     prediction: Any
-
-
-class DecisionLike(Protocol):
-    """What :func:`run_prequential` reads from ``ask``'s result."""
-
-    @property
-    def query(self) -> bool: ...
-
-    @property
-    def prediction(self) -> Any: ...
-
-
-class Asker(Protocol):
-    """Anything that predicts-and-decides per instance, then may learn it."""
-
-    def ask(self, x: dict[Any, Any]) -> DecisionLike: ...
-
-    def learn(self, x: dict[Any, Any], y: Any) -> None: ...
 
 
 class FullSupervision:
@@ -226,11 +209,12 @@ def run_prequential(
     n: int | None = None,
     trace_points: int = 100,
 ) -> RunResult:
-    """Test-then-train ``learner`` on ``stream``.
+    """Test-then-train ``learner`` on ``stream``: :func:`streamal.core.evaluate.prequential`, timed.
 
     Args:
         stream: ``(x, y)`` pairs; ``len(stream)`` (if defined) sizes the trace.
-        learner: an :class:`Asker` (a baseline here or ``streamal.ActiveLearner``).
+        learner: an :class:`~streamal.core.evaluate.Asker` (a baseline here or
+            ``streamal.ActiveLearner``).
         n: stop after ``n`` instances (default: the whole stream).
         trace_points: about how many :class:`TracePoint` to record (0: none).
 
@@ -239,45 +223,14 @@ def run_prequential(
         spaced points (every 1,000 instances if the length is unknown) and
         always one at the last instance.
     """
-    total = n if n is not None else (len(stream) if hasattr(stream, "__len__") else None)
-    k = 1  # index of the next trace mark
-
-    def mark(k: int) -> int:
-        if total:  # k-th of `trace_points` evenly spaced marks, the last at `total`
-            return max(1, round(k * total / trace_points))
-        return 1000 * k  # unknown length: every 1,000 instances
-
-    next_mark = mark(k) if trace_points else -1
-    correct = labels = t = 0
-    w_correct = w_start = 0
-    trace: list[TracePoint] = []
-    hits: dict[Any, int] = {}
-    counts: dict[Any, int] = {}
     start = time.perf_counter()
-    for x, y in stream:
-        if n is not None and t >= n:
-            break
-        decision = learner.ask(x)
-        hit = decision.prediction == y
-        correct += hit
-        w_correct += hit
-        counts[y] = counts.get(y, 0) + 1
-        hits[y] = hits.get(y, 0) + hit
-        if decision.query:
-            labels += 1
-            learner.learn(x, y)
-        t += 1
-        if t == next_mark:
-            trace.append(TracePoint(t, correct / t, labels / t, w_correct / (t - w_start)))
-            w_correct, w_start = 0, t
-            while next_mark <= t:
-                k += 1
-                next_mark = mark(k)
+    result = prequential(learner, stream if n is None else itertools.islice(stream, n),
+                         expected=n, trace_points=trace_points)
     seconds = time.perf_counter() - start
-    if trace_points and t and (not trace or trace[-1].t != t):
-        trace.append(TracePoint(t, correct / t, labels / t, w_correct / max(1, t - w_start)))
-    per_class = {c: (hits[c], counts[c]) for c in sorted(counts, key=repr)}
-    return RunResult(t, correct, labels, seconds, trace, per_class)
+    per_class = {c: (result.per_class[c][0], result.per_class[c][1]) for c in sorted(result.per_class, key=repr)}
+    correct = sum(hits for hits, _ in per_class.values())
+    trace = [TracePoint(*point) for point in result.trace]
+    return RunResult(result.n, correct, result.labels, seconds, trace, per_class)
 
 
 # --------------------------------------------------------------------------

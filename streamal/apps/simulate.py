@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from streamal.apps.datasets import Dataset
+from streamal.core.errors import ParameterError
 from streamal.core.evaluate import Result, prequential
-from streamal.core.learner import ActiveLearner
+from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL, ActiveLearner, default_strategy
+
+#: A run keeps its budget when its realised label rate is within this share
+#: of the budget; past it, active and random sampling are not compared "at
+#: the same budget" (the budget guard holds long streams within 5 %).
+BUDGET_TOLERANCE = 0.05
 
 
 @dataclass
 class SimulationConfig:
-    model: str = "logistic_regression"
-    strategy: str = "margin"
-    budget_manager: str = "quantile"
+    """What to simulate; ``strategy=None`` is the task's default (:func:`~streamal.core.learner.default_strategy`)."""
+
+    model: str = DEFAULT_MODEL
+    strategy: str | None = None
+    budget_manager: str = DEFAULT_BUDGET_MANAGER
     budget: float = 0.05
     mode: str = "stream"
     pool_size: int = 1000
@@ -30,14 +38,30 @@ class SimulationConfig:
     text_features: tuple[str, ...] = ()
 
 
+def budget_kept(result: Result, budget: float) -> bool:
+    """Whether ``result``'s realised label rate is within :data:`BUDGET_TOLERANCE` of ``budget``.
+
+    >>> budget_kept(Result(n=1000, labels=104), 0.1), budget_kept(Result(n=1000, labels=350), 0.1)
+    (True, False)
+    """
+    return abs(result.label_rate - budget) <= BUDGET_TOLERANCE * budget
+
+
 @dataclass
 class Simulation:
+    """The three runs on one stream; ``config.strategy`` is the strategy that ran."""
+
     dataset: str
     task: str
     config: SimulationConfig
     active: Result
     random: Result
     full: Result
+
+    @property
+    def budget_kept(self) -> bool:
+        """Whether active learning and random sampling both spent the budget (see :func:`budget_kept`)."""
+        return budget_kept(self.active, self.config.budget) and budget_kept(self.random, self.config.budget)
 
     def report(self) -> dict[str, Any]:
         """The JSON report (``--report-json``)."""
@@ -49,9 +73,11 @@ class Simulation:
             "labels": self.active.labels,
             "label_rate": self.active.label_rate,
             "budget": self.config.budget,
+            "budget_kept": self.budget_kept,
             "accuracy": self.active.accuracy,
             "random_accuracy": self.random.accuracy,
             "random_labels": self.random.labels,
+            "random_label_rate": self.random.label_rate,
             "full_accuracy": self.full.accuracy,
             "model": self.config.model,
             "strategy": self.config.strategy,
@@ -66,18 +92,47 @@ class Simulation:
                     "random_balanced_accuracy": self.random.balanced_accuracy,
                     "full_balanced_accuracy": self.full.balanced_accuracy}
         out["trace"] = {
-            name: [{"n": n, metric: m, "label_rate": r} for n, m, r in res.trace]
+            name: [{"n": p.n, metric: p.metric, "label_rate": p.label_rate} for p in res.trace]
             for name, res in (("active", self.active), ("random", self.random), ("full", self.full))
         }
         return out
 
 
-def simulate(
-    dataset: Dataset,
-    config: SimulationConfig,
-    progress: Callable[[int], None] | None = None,
-) -> Simulation:
-    """Active learning, random sampling and full supervision on one stream."""
+@dataclass
+class Simulator:
+    """A simulation ready to run: its configuration resolved and checked, its three learners built."""
+
+    dataset: Dataset
+    config: SimulationConfig
+    active: ActiveLearner
+    random: ActiveLearner
+    full: ActiveLearner
+
+    def run(self, progress: Callable[[int], None] | None = None) -> Simulation:
+        """Active learning, random sampling and full supervision, one after the other."""
+        c = self.config
+        common = {"mode": c.mode, "pool_size": c.pool_size, "expected": len(self.dataset), "progress": progress}
+        active = prequential(self.active, self.dataset, **common)
+        random_ = prequential(self.random, self.dataset, **common)
+        full = prequential(self.full, self.dataset, full=True, **common)
+        return Simulation(self.dataset.name, self.dataset.task, c, active, random_, full)
+
+
+def prepare(dataset: Dataset, config: SimulationConfig) -> Simulator:
+    """Check ``config`` against ``dataset`` and build the learners, before anything runs.
+
+    The strategy defaults to the task's. A bad model, strategy or budget
+    manager, and a pool window that would not close before the stream ends,
+    raise :class:`~streamal.core.errors.ParameterError` (a ``ValueError``)
+    naming the parameter.
+    """
+    config = replace(config, strategy=config.strategy or default_strategy(dataset.task))
+    if config.mode == "pool" and config.pool_size >= len(dataset):
+        raise ParameterError(
+            "pool_size",
+            f"{config.pool_size:,} is not smaller than the stream ({len(dataset):,} instances): no window would "
+            f"close before the end, so every prediction would come before the first label; give less than {len(dataset):,}",
+        )
 
     def learner(strategy: str, budget: float) -> ActiveLearner:
         return ActiveLearner(
@@ -90,15 +145,28 @@ def simulate(
             seed=config.seed,
         )
 
-    common = {"mode": config.mode, "pool_size": config.pool_size, "expected": len(dataset), "progress": progress}
-    active = prequential(learner(config.strategy, config.budget), dataset, **common)
-    random_ = prequential(learner("random", config.budget), dataset, **common)
-    full = prequential(learner("random", 1.0), dataset, full=True, **common)
-    return Simulation(dataset.name, dataset.task, config, active, random_, full)
+    return Simulator(dataset, config, learner(config.strategy, config.budget),
+                     learner("random", config.budget), learner("random", 1.0))
+
+
+def simulate(
+    dataset: Dataset,
+    config: SimulationConfig,
+    progress: Callable[[int], None] | None = None,
+) -> Simulation:
+    """Active learning, random sampling and full supervision on one stream (:func:`prepare`, then run)."""
+    return prepare(dataset, config).run(progress)
 
 
 def write_json(sim: Simulation, path: Path) -> None:
     path.write_text(json.dumps(sim.report(), indent=2) + "\n")
+
+
+def plot_formats() -> set[str]:
+    """File name suffixes :func:`plot` can write (``.png``, ``.pdf``, ``.svg``, …)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return {f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes()}
 
 
 def plot(sim: Simulation, path: Path) -> None:
@@ -116,10 +184,10 @@ def plot(sim: Simulation, path: Path) -> None:
         ("full supervision", sim.full, "C2"),
     )
     for label, res, color in runs:
-        ns = [n for n, _, _ in res.trace]
-        top.plot(ns, [m for _, m, _ in res.trace], label=label, color=color)
+        ns = [p.n for p in res.trace]
+        top.plot(ns, [p.metric for p in res.trace], label=label, color=color)
         if res is not sim.full:
-            bottom.plot(ns, [100 * r for _, _, r in res.trace], label=label, color=color)
+            bottom.plot(ns, [100 * p.label_rate for p in res.trace], label=label, color=color)
     bottom.axhline(100 * sim.config.budget, color="grey", linestyle="--", linewidth=1, label="budget")
     top.set_ylabel(f"prequential {metric}")
     top.set_title(f"{sim.dataset}: {sim.active.labels} labels ({100 * sim.active.label_rate:.1f} %) "
@@ -128,7 +196,8 @@ def plot(sim: Simulation, path: Path) -> None:
     top.grid(alpha=0.3)
     bottom.set_ylabel("label rate (%)")
     bottom.set_xlabel("instances")
-    bottom.set_ylim(0, max(100 * sim.config.budget * 2.0, 1.0))
+    highest = max((p.label_rate for res in (sim.active, sim.random) for p in res.trace), default=0.0)
+    bottom.set_ylim(0, max(200 * sim.config.budget, 110 * highest, 1.0))  # an overspend shows, never clipped
     bottom.legend(loc="upper right")
     bottom.grid(alpha=0.3)
     fig.tight_layout()

@@ -59,7 +59,9 @@ def build(settings: Settings, metrics: Metrics | None = None) -> Service:
         if "service" in holder and settings.mode == "pool":
             holder["service"].flush_pool()
 
-    group = kafka.group_consumer(settings, [settings.topic_instances, settings.topic_labels], on_revoke=on_revoke)
+    static = {"group_instance_id": settings.group_instance_id} if settings.group_instance_id else {}
+    group = kafka.group_consumer(settings, [settings.topic_instances, settings.topic_labels], on_revoke=on_revoke,
+                                 **static)
     log_source = kafka.reader(settings, [settings.topic_training, settings.topic_label_requests])
     config = replace(LoopConfig.from_settings(settings), instance_partitions=partitions)
     service = Service(config, make, group, log_source, kafka.producer(settings), metrics=metrics or Metrics())

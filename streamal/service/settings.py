@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # Kafka
     bootstrap_servers: str = "localhost:9092"
     group_id: Annotated[str, Field(min_length=1)] = "streamal"
+    #: Static membership (Kafka's group.instance.id): a stable id per replica (e.g. a StatefulSet's pod
+    #: name) lets a restarted replica take its partitions back without a rebalance. Unset: dynamic.
+    group_instance_id: Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")] | None = None
     topic_instances: str = "streamal.instances"
     topic_label_requests: str = "streamal.label-requests"
     topic_labels: str = "streamal.labels"

@@ -346,3 +346,10 @@ def test_an_invalid_secret_is_not_echoed(tmp_path: Path) -> None:
         load_settings(path)
     assert "STREAMAL_SASL_PLAIN_PASSWORD" in str(caught.value)
     assert "987654321" not in str(caught.value)
+
+
+def test_static_membership_is_opt_in_with_a_valid_id() -> None:
+    assert load_settings().group_instance_id is None  # dynamic membership unless a stable id is given
+    assert load_settings(group_instance_id="streamal-0").group_instance_id == "streamal-0"
+    with pytest.raises(SettingsError, match="STREAMAL_GROUP_INSTANCE_ID"):
+        load_settings(group_instance_id="pod 0")

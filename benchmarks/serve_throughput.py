@@ -62,6 +62,7 @@ from kafka.admin import NewTopic  # noqa: E402
 from kafka.structs import OffsetAndMetadata  # noqa: E402
 
 from streamal.apps import serve  # noqa: E402
+from streamal.core.learner import default_strategy  # noqa: E402
 from streamal.service import kafka  # noqa: E402
 from streamal.service.messages import LabelRequest, Prediction, encode  # noqa: E402
 from streamal.service.metrics import Metrics  # noqa: E402
@@ -535,7 +536,7 @@ def main() -> None:
             fast_crc = type(crc).__name__ == "builtin_function_or_method"
             print("kafka-python CRC32C check of fetched batches: " + ("C (package crc32c)" if fast_crc else
                   "pure Python (no package crc32c): it bounds consuming at ~30k records/s on this machine"))
-            print(f"serve: model={settings.model} strategy={settings.strategy} "
+            print(f"serve: model={settings.model} strategy={settings.strategy or default_strategy(settings.task)} "
                   f"budget_manager={settings.budget_manager} budget={settings.budget:g}")
             kafka.ensure_topics(settings)
             records, truth = instance_messages(args.stream, args.n)

@@ -368,5 +368,11 @@ def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
               f"{than}, {gap:.2f} points below full supervision with {ratio:.0f}× fewer labels.")
 
 
+# People answer the requests: the labeling page (its module imports the web stack only when it runs).
+from streamal.apps.annotate import annotate  # noqa: E402
+
+main.add_command(annotate)
+
+
 if __name__ == "__main__":
     main()

@@ -138,7 +138,8 @@ class Changelog:
             return  # our own request read back, or one already answered: nothing to parse
         try:
             request = parse_label_request(record.value, self.max_message_bytes)
-        except InvalidMessage:
+        except InvalidMessage as exc:  # another writer's bad record: counted, never stops the loop
+            self.metrics.rejected.labels(record.topic, exc.reason).inc()
             return
         requested_at = epoch(request.requested_at) or self.clock()
         self.pending.add(request.id, request.features, requested_at, rfc3339(requested_at))

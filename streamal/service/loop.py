@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from streamal.core.budget.capacity import Capacity
 from streamal.core.learner import ActiveLearner, Tentative
 from streamal.service import checkpoint as ckpt
-from streamal.service.capacity import Capacity
 from streamal.service.changelog import Changelog
 from streamal.service.errors import CommitError, InvalidMessage
 from streamal.service.housekeeping import Housekeeping
@@ -316,9 +316,12 @@ class Service:
         if label is None:
             return
         classes = self.config.classes
-        if classes is not None and str(label.label) not in classes:
-            self._reject(record, "unknown_class", f"label {label.label!r} is not one of STREAMAL_CLASSES")
-            return
+        if classes is not None:
+            if str(label.label) not in classes:
+                self._reject(record, "unknown_class", f"label {label.label!r} is not one of STREAMAL_CLASSES")
+                return
+            if not isinstance(label.label, str):  # 1 and "1" are the one class "1" of the list
+                label = label.model_copy(update={"label": str(label.label)})
         labeled_at = record.timestamp / 1000.0 if record.timestamp and record.timestamp > 0 else self.clock()
         joined = join_label(label, self.pending, labeled_at, None if self._caught_up else self._catch_up)
         if not isinstance(joined, Joined):

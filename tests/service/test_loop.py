@@ -445,3 +445,25 @@ def test_an_instance_or_example_the_model_cannot_compute_with_is_set_aside_not_a
     produce_instances(broker, 10, start=310)
     drain(service)
     assert value(service.metrics, "streamal_instances_total") == 320
+
+
+def test_with_a_class_list_a_number_and_its_text_are_one_class(tmp_path):
+    broker, service = make(tmp_path, classes=("0", "1"))
+    produce_instances(broker, 300)
+    drain(service)
+    asked = [r["id"] for r in requests_of(broker)]
+    for i, ident in enumerate(asked[:6]):
+        label = (0, "0", 1, "1", 1.0, 0)[i]  # numbers and strings of the two listed classes
+        broker.append("streamal.labels", orjson.dumps({"id": ident, "label": label}), ident)
+    drain(service)
+    assert {orjson.loads(r.value)["label"] for r in broker.records("streamal.training")} == {"0", "1"}
+    assert service.learner.classes == {"0", "1"}
+    assert value(service.metrics, "streamal_rejected_total", topic="streamal.labels", reason="unknown_class") == 1
+
+
+def test_a_malformed_label_request_on_the_log_is_counted(tmp_path):
+    broker, service = make(tmp_path, partitions=1)
+    broker.append("streamal.label-requests", b"{not json", "x1")
+    drain(service, steps=2)
+    assert value(service.metrics, "streamal_rejected_total", topic="streamal.label-requests",
+                 reason="malformed_json") == 1

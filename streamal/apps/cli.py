@@ -92,14 +92,36 @@ def main() -> None:
 @click.option("--text-features", metavar="A,B", help="Features that hold free text (TF-IDF).")
 @click.option("--limit", type=click.IntRange(1), help="Use only the first N instances.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random choice.")
+@click.option("--labels-per-hour", type=click.FloatRange(0, min_open=True), metavar="L",
+              help="Annotator capacity: put the stream on a clock and let the budget follow L labels per hour "
+                   "(--budget is then the ceiling), as serve does with STREAMAL_LABELS_PER_HOUR.")
+@click.option("--rate", default=10.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              help="With --labels-per-hour: instances arriving per second of the clock.")
+@click.option("--answer-delay", "answer_delay", default=60.0, show_default=True, type=click.FloatRange(0),
+              metavar="S", help="With --labels-per-hour: seconds from a label request to its answer.")
+@click.option("--annotator-speed", type=click.FloatRange(0, min_open=True), metavar="N",
+              show_default="--labels-per-hour",
+              help="With --labels-per-hour: labels per hour the simulated annotator answers at most "
+                   "(slower than L: requests queue up).")
+@click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="F",
+              help="Hold out the last F of the stream (never asked, never learned) and score the final models on it.")
 @click.option("--report-json", type=click.Path(path_type=Path), callback=_output, help="Write the report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), callback=_output,
-              help="Write a PNG of accuracy and label rate over the stream.")
+              help="Write a PNG of accuracy and label rate over the stream (and, on a clock, requests per hour "
+                   "against capacity and the backlog).")
+@click.option("--export-labels", type=click.Path(path_type=Path), callback=_output,
+              help="Write the labeled set active learning bought: id, when asked, label, features "
+                   "(JSON Lines, or CSV if PATH ends with .csv).")
+@click.option("--trace", "trace_path", type=click.Path(path_type=Path), callback=_output,
+              help="Write every decision of active learning: id, score, threshold, asked, prediction, truth "
+                   "(JSON Lines, or CSV if PATH ends with .csv).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(source: str, target: str | None, model: str, strategy: str | None, budget_manager: str,
-             budget: float, mode: str, pool_size: int, task: str | None, text_features: str | None,
-             limit: int | None, seed: int, report_json: Path | None, plot_path: Path | None,
-             quiet: bool) -> None:
+@click.pass_context
+def simulate(ctx: click.Context, source: str, target: str | None, model: str, strategy: str | None,
+             budget_manager: str, budget: float, mode: str, pool_size: int, task: str | None,
+             text_features: str | None, limit: int | None, seed: int, labels_per_hour: float | None, rate: float,
+             answer_delay: float, annotator_speed: float | None, holdout: float | None, report_json: Path | None,
+             plot_path: Path | None, export_labels: Path | None, trace_path: Path | None, quiet: bool) -> None:
     """Run the whole loop on SOURCE with a simulated annotator, no broker needed.
 
     SOURCE is a bundled dataset (phishing, bananas, image_segments, shuttle,
@@ -107,24 +129,49 @@ def simulate(source: str, target: str | None, model: str, strategy: str | None, 
     before its label decision (prequential); only requested labels are
     learned. The same stream runs under random sampling at the same budget and
     under full supervision, for comparison.
+
+    With --labels-per-hour the stream runs on a clock: instances arrive at
+    --rate per second, the annotator answers each request --answer-delay
+    seconds later (at most --annotator-speed per hour), the model learns a
+    label when its answer arrives, and the budget follows the capacity and
+    the backlog. Random sampling then asks as many labels as active learning
+    in every minute.
     """
+    from click.core import ParameterSource
+
     from streamal.apps import simulate as sim_mod
     from streamal.apps.datasets import load
 
+    if labels_per_hour is None:
+        for name in ("rate", "answer_delay", "annotator_speed"):
+            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
+                raise click.ClickException(f"--{name.replace('_', '-')} sets the clock of --labels-per-hour: give "
+                                           "--labels-per-hour L too")
+    outputs = [(flag, p) for flag, p in (("--report-json", report_json), ("--plot", plot_path),
+                                         ("--export-labels", export_labels), ("--trace", trace_path)) if p]
+    for i, (flag, p) in enumerate(outputs):
+        for other, q in outputs[:i]:
+            if p.resolve() == q.resolve():
+                raise click.ClickException(f"{flag} {p}: {other} writes the same file; name another")
     console = Console(stderr=True)
     texts = _csv(text_features)
     config = sim_mod.SimulationConfig(model=model, strategy=strategy, budget_manager=budget_manager,
-                                      budget=budget, mode=mode, pool_size=pool_size, seed=seed, text_features=texts)
+                                      budget=budget, mode=mode, pool_size=pool_size, seed=seed, text_features=texts,
+                                      labels_per_hour=labels_per_hour, rate=rate, answer_delay_s=answer_delay,
+                                      annotator_speed=annotator_speed, holdout=holdout)
     try:  # everything a user can get wrong fails here, before the run
         dataset = load(source, target=target, limit=limit, text_features=texts, seed=seed, task=task)
         simulator = sim_mod.prepare(dataset, config)
     except (ValueError, TypeError, ImportError) as exc:  # DataError and ParameterError are ValueErrors
+        if isinstance(exc, ParameterError) and exc.parameter == "answer_delay_s":
+            exc = ParameterError("answer_delay", exc.detail)
         raise _one_line(exc) from None
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=console, disable=quiet, transient=True) as bar:
-            job = bar.add_task(f"simulate {dataset.name}", total=3 * len(dataset))
-            result = simulator.run(progress=lambda k: bar.advance(job, k))
+            job = bar.add_task(f"simulate {dataset.name}", total=3 * simulator.split)
+            result = simulator.run(progress=lambda k: bar.advance(job, k),
+                                   record=bool(export_labels or trace_path))
     except ValueError as exc:  # the data, as the learner meets it
         raise _one_line(exc) from None
     _print_report(result)
@@ -135,6 +182,12 @@ def simulate(source: str, target: str | None, model: str, strategy: str | None, 
         if plot_path:
             sim_mod.plot(result, plot_path)
             click.echo(f"plot written to {plot_path}")
+        if export_labels:
+            rows = sim_mod.write_labels(result, dataset, export_labels)
+            click.echo(f"{rows:,} labeled instances written to {export_labels}")
+        if trace_path:
+            rows = sim_mod.write_trace(result, dataset, trace_path)
+            click.echo(f"{rows:,} decisions written to {trace_path}")
     except OSError as exc:
         raise click.ClickException(f"cannot write {exc.filename}: {exc.strerror}") from None
 
@@ -332,12 +385,24 @@ def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
     out = Console()
     c = sim.config
     out.print(f"[bold]streamal simulate[/bold] — {sim.dataset}: {sim.active.n:,} instances, {sim.task}")
+    budget = (f"budget following {c.labels_per_hour:g} labels/h (ceiling {100 * c.budget:g} %)" if c.timed
+              else f"budget {100 * c.budget:g} %")
     out.print(f"model {c.model} · strategy {c.strategy} · budget manager {c.budget_manager} · "
-              f"budget {100 * c.budget:g} % · {c.mode} mode · seed {c.seed}")
+              f"{budget} · {c.mode} mode · seed {c.seed}")
     regression = sim.task == "regression"
+    if c.timed:
+        out.print(f"clock: {c.rate:g} instances per second; each answer {c.answer_delay_s:g} s after its request, "
+                  f"at most {c.annotator.labels_per_hour:g} labels/h; a label is learned when its answer arrives")
+    held = sim.holdout
+    if held is not None:
+        out.print(f"holdout: the last {held['active'].n:,} instances ({100 * c.holdout:g} %), never asked or learned; "
+                  f"its column is the {'MAE' if regression else 'accuracy'} of each run's final model on them")
     metric = "MAE" if regression else "accuracy"
     table = Table(show_edge=False, header_style="bold")
-    for col in ("", "labels", "label rate", metric, *(() if regression else ("balanced acc.",))):
+    columns = ["", "labels", "label rate", metric, *(() if regression else ("balanced acc.",))]
+    if held is not None:
+        columns.append("holdout")
+    for col in columns:
         table.add_column(col, justify="left" if not col else "right")
 
     def fmt(res) -> list[str]:  # type: ignore[no-untyped-def]
@@ -349,23 +414,115 @@ def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
         return f"{res.labels:,} labels" if sim.budget_kept else f"{res.labels:,} labels ({100 * res.label_rate:.2f} %)"
 
     active, random_, full = sim.active, sim.random, sim.full
-    for name, res in (("streamal (active)", active), ("random sampling", random_), ("full supervision", full)):
-        table.add_row(name, f"{res.labels:,}", f"{100 * res.label_rate:.2f} %", *fmt(res))
+    for key, name, res in (("active", "streamal (active)", active), ("random", "random sampling", random_),
+                           ("full", "full supervision", full)):
+        cells = [f"{res.labels:,}", f"{100 * res.label_rate:.2f} %", *fmt(res)]
+        if held is not None:
+            h = held[key]
+            cells.append(f"{h.mae:.4g}" if regression else f"{100 * h.accuracy:.2f} %")
+        table.add_row(name, *cells)
     out.print(table)
-    if not sim.budget_kept:
+    if c.timed:
+        _print_clock(out, sim)
+    elif not sim.budget_kept:
         out.print(f"[bold]Budget not kept:[/bold] {100 * active.label_rate:.2f} % labeled by active learning and "
                   f"{100 * random_.label_rate:.2f} % by random sampling against a budget of {100 * c.budget:g} % "
                   f"(more than {100 * BUDGET_TOLERANCE:g} % off), so they are compared at those rates, not at the budget.")
     if regression:
         out.print(f"Active learning: MAE {active.mae:.4g} with {spent(active)}, random sampling {random_.mae:.4g} "
                   f"with {spent(random_)}, full supervision {full.mae:.4g}.")
+    else:
+        gain = 100 * (active.accuracy - random_.accuracy)
+        gap = 100 * (full.accuracy - active.accuracy)
+        ratio = full.labels / max(active.labels, 1)
+        if c.timed:
+            than = "random sampling with the same labels in every minute"
+        else:
+            than = "random sampling at the same budget" if sim.budget_kept else f"random sampling with {spent(random_)}"
+        out.print(f"Active learning: {100 * active.accuracy:.2f} % with {spent(active)} — {gain:+.2f} points over "
+                  f"{than}, {gap:.2f} points below full supervision with {ratio:.0f}× fewer labels.")
+    _print_saving(out, sim)
+
+
+def _print_clock(out: Console, sim) -> None:  # type: ignore[no-untyped-def]
+    """Requests per hour against the capacity, and the backlog, hour by hour."""
+    from streamal.apps.simulate import CAPACITY_TOLERANCE
+
+    c, tl = sim.config, sim.active.timeline
+    hours = sim.hours()
+    out.print(f"Label requests per hour of the clock against the capacity L = {c.labels_per_hour:g}/h, the backlog "
+              "(outstanding requests: the most, and at the hour's end) and the budget in force at its end:")
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("hour", "instances", "requests", "of L", "max backlog", "backlog", "budget"):
+        table.add_column(col, justify="right")
+    shown = hours if len(hours) <= 48 else [*hours[:24], None, *hours[-24:]]
+    partial = None
+    for h in shown:
+        if h is None:
+            table.add_row("…", *[""] * 6)
+            continue
+        rate = h.requests_per_hour
+        if h.seconds < 3600 - 1e-6:
+            partial = h
+        table.add_row(f"{h.hour + 1}{'' if h is not partial else '*'}", f"{h.instances:,}",
+                      "—" if rate is None else f"{rate:,.0f}",
+                      "—" if rate is None else f"{100 * rate / c.labels_per_hour:.0f} %",
+                      f"{h.backlog_max:,}", f"{h.backlog:,}", "—" if h.budget is None else f"{100 * h.budget:.3g} %")
+    out.print(table)
+    if partial is not None:
+        out.print(f"* {partial.seconds / 60:.0f} min: {partial.requests:,} requests, shown as a rate per hour.")
+    kept = sim.capacity_kept()
+    if kept is None:
+        out.print(f"The clock ran {tl.seconds / 60:.0f} min, fewer than two full hours, so there is no warmed-up "
+                  "hour to check against the capacity (the first holds the cold start).")
+    else:
+        warm = [h for h in hours[1:] if h.seconds >= 3600 - 1e-6]
+        within = sum(abs(h.requests / c.labels_per_hour - 1) <= CAPACITY_TOLERANCE for h in warm)
+        out.print(f"Requests within ±{100 * CAPACITY_TOLERANCE:g} % of the capacity ({c.labels_per_hour:g}/h) in "
+                  f"{within} of the {len(warm)} full hours after the first.")
+    out.print(f"Backlog: at most {tl.backlog_max:,} outstanding requests ({tl.answered_after_end:,} answered after "
+              f"the last instance, and learned); random sampling's at most {sim.random.timeline.backlog_max:,}.")
+    if sim.ceiling_share() > 0.05:
+        out.print(f"The ceiling --budget {100 * c.budget:g} % held the budget for {100 * sim.ceiling_share():.0f} % "
+                  "of the run: the capacity asks for more than it allows (raise --budget to let it).")
+    out.print(f"Random sampling asked as many labels as active learning in every minute ({sim.random.labels:,} in "
+              "all): the comparison is at equal labels per hour. Full supervision learns every label at once.")
+
+
+def _print_saving(out: Console, sim) -> None:  # type: ignore[no-untyped-def]
+    """The labels each run needed to reach 95 % of full supervision: what active learning saved."""
+    from streamal.apps.simulate import RECENT_SHARE, TARGET_SHARE
+
+    t = sim.labels_to_target()
+    regression = sim.task == "regression"
+    goal = (f"an MAE of {t.target:.4g} (full supervision's / {TARGET_SHARE:g})" if regression
+            else f"{100 * t.target:.2f} % accuracy ({100 * TARGET_SHARE:g} % of full supervision's)")
+    how = f"over the last {100 * RECENT_SHARE:g} % of the stream, checked every 1 %"
+    if not t.comparable:
+        out.print(f"Labels to reach {goal}: not compared, as the runs did not keep the same budget.")
         return
-    gain = 100 * (active.accuracy - random_.accuracy)
-    gap = 100 * (full.accuracy - active.accuracy)
-    ratio = full.labels / max(active.labels, 1)
-    than = "random sampling at the same budget" if sim.budget_kept else f"random sampling with {spent(random_)}"
-    out.print(f"Active learning: {100 * active.accuracy:.2f} % with {spent(active)} — {gain:+.2f} points over "
-              f"{than}, {gap:.2f} points below full supervision with {ratio:.0f}× fewer labels.")
+
+    def reached(run: str, spent: int) -> str:
+        hit = t.reached[run]
+        if hit is None:
+            return f"not reached with its {spent:,} labels"
+        return f"{hit[0]:,} labels" + (" (at the first check)" if hit[1] == t.first_check else "")
+
+    active, random_ = t.labels("active"), t.labels("random")
+    line = (f"Labels to reach {goal} {how}: active learning {reached('active', sim.active.labels)}, "
+            f"random sampling {reached('random', sim.random.labels)}")
+    if t.saved is not None:
+        if t.saved > 0:
+            line += f" — {t.saved:,} fewer ({100 * t.saved / random_:.0f} % saved)."
+        elif t.saved == 0:
+            line += " — the same."
+        else:
+            line += f" — {-t.saved:,} more for active learning."
+    elif active is not None and sim.random.labels > active:  # random sampling never reached it
+        line += f" — active learning saved more than {sim.random.labels - active:,}."
+    else:
+        line += "."
+    out.print(line)
 
 
 # People answer the requests: the labeling page (its module imports the web stack only when it runs).

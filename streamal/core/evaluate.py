@@ -4,6 +4,11 @@ For every instance: the model predicts before any label decision, the
 prediction is scored against the truth, the learner decides whether to ask,
 and only a requested label is learned. This is the protocol of the
 label-efficiency anchors, of ``streamal simulate`` and of the benchmarks.
+
+One loop per protocol: :func:`prequential` learns a requested label at once;
+:func:`timed_prequential` puts the stream on a clock, with a simulated
+annotator whose answers arrive later (and a budget that may follow annotator
+capacity); :func:`holdout` scores a final model on instances it never saw.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Siz
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from streamal.core.budget.capacity import Capacity
+from streamal.core.errors import ParameterError
 from streamal.core.learner import ActiveLearner
 from streamal.core.pool import window_quota
 
@@ -91,6 +98,10 @@ class Result:
     trace: list[TracePoint] = field(default_factory=list)
     #: Per true class: [correct predictions, instances].
     per_class: dict[Any, list[int]] = field(default_factory=dict)
+    #: The clock of a :func:`timed_prequential` run (None for the other protocols).
+    timeline: Timeline | None = None
+    #: Where the last ``window`` instances' labels were asked (for ``max_window_labels``).
+    _asked_at: deque[int] = field(default_factory=deque, init=False, repr=False, compare=False)
     #: ``n`` and the summed score (correct predictions, or absolute error) at the last trace point.
     _marked: tuple[int, float] = field(default=(0, 0.0), init=False, repr=False, compare=False)
 
@@ -123,6 +134,15 @@ class Result:
                 counts = self.per_class[y] = [0, 0]
             counts[0] += prediction == y
             counts[1] += 1
+
+    def _count(self, i: int) -> None:
+        """One more label, asked at instance ``i`` (1-based, in order)."""
+        self.labels += 1
+        asked_at = self._asked_at
+        asked_at.append(i)
+        while asked_at[0] <= i - self.window:
+            asked_at.popleft()
+        self.max_window_labels = max(self.max_window_labels, len(asked_at))
 
     def _mark(self) -> None:
         """Record a :class:`TracePoint` after the current instance (``n`` ≥ 1)."""
@@ -182,14 +202,6 @@ def prequential(
     if mode not in ("stream", "pool"):
         raise ValueError(f"mode must be 'stream' or 'pool', got {mode!r}")
     result = Result(regression=getattr(learner, "task", None) == "regression")
-    asked_at: deque[int] = deque()
-
-    def count(i: int) -> None:
-        asked_at.append(i)
-        while asked_at[0] <= i - result.window:
-            asked_at.popleft()
-        result.max_window_labels = max(result.max_window_labels, len(asked_at))
-
     if expected is None and isinstance(stream, Sized):
         expected = len(stream)
     marks = _marks(expected, trace_points)
@@ -204,9 +216,8 @@ def prequential(
         picked = learner.select([x for x, _ in pool], k)
         for i in picked:
             learner.learn(*pool[i])
-            result.labels += 1
         for i in sorted(picked):
-            count(result.n - len(pool) + i)
+            result._count(result.n - len(pool) + i + 1)
         pool.clear()
 
     for x, y in stream:
@@ -220,8 +231,7 @@ def prequential(
             result._score(decision.prediction, y)
             if full or decision.query:
                 learner.learn(x, y)
-                result.labels += 1
-                count(result.n)
+                result._count(result.n)
         if result.n == next_mark:
             result._mark()
             next_mark = next(marks)
@@ -235,4 +245,264 @@ def prequential(
         result._mark()
     if progress:
         progress(result.n % 256)
+    return result
+
+
+# -- on a clock: a simulated annotator, a budget that may follow capacity ------------------
+
+@dataclass(frozen=True)
+class Annotator:
+    """A simulated annotator: each answer comes ``delay_s`` seconds after its request, at most ``labels_per_hour``.
+
+    Requests are answered in the order they were asked; when they come
+    faster than ``labels_per_hour`` (None: no limit) they queue up, and an
+    answer comes ``3600 / labels_per_hour`` seconds after the previous one:
+    request r asked at ``a_r`` is answered at
+    ``max(a_r + delay_s, answer_{r−1} + 3600 / labels_per_hour)``.
+    """
+
+    delay_s: float = 60.0
+    labels_per_hour: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.delay_s, bool) or not (isinstance(self.delay_s, (int, float)) and 0.0 <= self.delay_s < math.inf):
+            raise ParameterError("delay_s", f"must be a finite number of seconds ≥ 0, got {self.delay_s!r}")
+        speed = self.labels_per_hour
+        if speed is not None and (isinstance(speed, bool) or not (isinstance(speed, (int, float)) and 0.0 < speed < math.inf)):
+            raise ParameterError("labels_per_hour", f"must be a finite number > 0 (or None: no limit), got {speed!r}")
+
+
+class Slot(NamedTuple):
+    """What happened in ``[start_s, start_s + seconds)`` of a :func:`timed_prequential` run.
+
+    ``requests`` were asked and ``answers`` learned in the slot; ``backlog``
+    is the outstanding requests at its end and ``backlog_max`` the most at
+    any time in it; ``budget`` the fraction in force at its end (None for a
+    learner without ``budget_in_force``).
+    """
+
+    start_s: float
+    seconds: float
+    instances: int
+    requests: int
+    answers: int
+    backlog_max: int
+    backlog: int
+    budget: float | None
+
+
+class Hour(NamedTuple):
+    """:class:`Slot` figures summed over one hour of the clock (``seconds`` < 3600 for the last, partial one)."""
+
+    hour: int
+    seconds: float
+    instances: int
+    requests: int
+    answers: int
+    backlog_max: int
+    backlog: int
+    budget: float | None
+
+    @property
+    def requests_per_hour(self) -> float | None:
+        """Requests in the hour, or for a partial hour the same rate per hour; None for an empty one."""
+        return self.requests * 3600.0 / self.seconds if self.seconds > 0 else None
+
+
+@dataclass
+class Timeline:
+    """The clock of a :func:`timed_prequential` run.
+
+    ``slots`` are consecutive ``slot_s``-second slots from 0 to the end of
+    the clock (``end_s``, or the last arrival); ``requests`` lists ``(instance, asked at, answered at)`` for
+    every label request (``instance`` 0-based, times in seconds);
+    ``at_ceiling`` counts the capacity updates (of ``updates``) whose budget
+    was the ceiling.
+    """
+
+    slot_s: float
+    annotator: Annotator
+    #: The capacity the budget followed, labels per hour (None: a fixed budget).
+    labels_per_hour: float | None = None
+    slots: list[Slot] = field(default_factory=list)
+    requests: list[tuple[int, float, float]] = field(default_factory=list)
+    updates: int = 0
+    at_ceiling: int = 0
+    #: Requests answered (and learned, ``drain``) after the end of the clock.
+    answered_after_end: int = 0
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.slots)
+
+    @property
+    def backlog_max(self) -> int:
+        return max((s.backlog_max for s in self.slots), default=0)
+
+    def hours(self) -> list[Hour]:
+        """The slots summed per hour of the clock."""
+        per: dict[int, list[Slot]] = {}
+        for s in self.slots:
+            per.setdefault(int(s.start_s // 3600.0), []).append(s)
+        return [
+            Hour(h, sum(s.seconds for s in ss), sum(s.instances for s in ss), sum(s.requests for s in ss),
+                 sum(s.answers for s in ss), max(s.backlog_max for s in ss), ss[-1].backlog, ss[-1].budget)
+            for h, ss in sorted(per.items())
+        ]
+
+
+def timed_prequential(
+    learner: ActiveLearner | Asker,
+    stream: Stream,
+    arrivals: Iterable[float],
+    *,
+    annotator: Annotator = Annotator(),
+    capacity: Capacity | None = None,
+    tick_s: float = 1.0,
+    slot_s: float = 60.0,
+    drain: bool = True,
+    end_s: float | None = None,
+    expected: int | None = None,
+    trace_points: int = 100,
+    progress: Callable[[int], None] | None = None,
+) -> Result:
+    """:func:`prequential` on a clock: instance i arrives at ``arrivals[i]`` seconds, its label later.
+
+    At each arrival the learner first learns every answer due by then (in
+    the order asked), then predicts and decides the instance (the
+    prediction is scored, test-then-train); a requested label goes to the
+    ``annotator`` and is learned when its answer arrives. With ``capacity``
+    the budget follows annotator capacity as in the service: every
+    ``tick_s`` seconds of the clock (a poll) the arrivals since the last
+    tick are observed, and ``learner.set_budget(capacity.budget(backlog,
+    now))`` with the backlog of outstanding requests. ``result.labels``
+    counts the requests, and ``result.timeline`` (a :class:`Timeline`)
+    holds per ``slot_s`` seconds, from 0 to ``end_s`` (default: the last
+    arrival), the instances, requests, answers, backlog and budget.
+    ``drain=True`` then learns the answers still outstanding (the labels
+    were paid for; they count for a model evaluated afterwards, see
+    :func:`holdout`). Trace and ``progress`` as in :func:`prequential`;
+    arrivals must not go back in time.
+
+    90 labels per hour are 15 per 10 minutes, 5 % of one instance every 2 s
+    (the first slot holds the cold start, when every label is worth asking):
+
+    >>> from river import datasets
+    >>> data = list(datasets.Phishing())
+    >>> learner = ActiveLearner(budget=0.1, seed=0)
+    >>> r = timed_prequential(learner, data, [2.0 * i for i in range(len(data))], end_s=2500.0,
+    ...                       annotator=Annotator(delay_s=30), capacity=Capacity(labels_per_hour=90, ceiling=0.1),
+    ...                       slot_s=600)
+    >>> r.n, r.labels, r.timeline.seconds, [s.requests for s in r.timeline.slots]
+    (1250, 79, 2500.0, [31, 15, 14, 15, 4])
+    >>> round(r.accuracy, 3), r.timeline.backlog_max, learner.n_learned
+    (0.876, 15, 79)
+
+    """
+    if not (0.0 < tick_s < math.inf):
+        raise ParameterError("tick_s", f"must be a finite number of seconds > 0, got {tick_s!r}")
+    if not (0.0 < slot_s <= 3600.0 and abs(3600.0 / slot_s - round(3600.0 / slot_s)) < 1e-9):
+        raise ParameterError("slot_s", f"must divide an hour (60, 600, 3600 seconds, …), got {slot_s!r}")
+    timeline = Timeline(slot_s, annotator, capacity.labels_per_hour if capacity is not None else None)
+    result = Result(regression=getattr(learner, "task", None) == "regression", timeline=timeline)
+    if expected is None and isinstance(stream, Sized):
+        expected = len(stream)
+    marks = _marks(expected, trace_points)
+    next_mark = next(marks) if trace_points else -1
+    delay, gap = annotator.delay_s, (3600.0 / annotator.labels_per_hour if annotator.labels_per_hour else 0.0)
+    queue: deque[tuple[float, Mapping[str, Any], Any]] = deque()  # (answer time, x, y), answer times in order
+    last_answer = -math.inf
+    next_tick = -math.inf
+    arrived = 0  # since the last tick
+    has_budget = hasattr(learner, "budget_in_force")
+    # The slot being filled: its index and counters.
+    slot = 0
+    instances = requests = answers = 0
+    backlog_max = 0
+    previous = -math.inf
+
+    def answer_until(t: float, inclusive: bool) -> int:
+        done = 0
+        while queue and (queue[0][0] <= t if inclusive else queue[0][0] < t):
+            _, xa, ya = queue.popleft()
+            learner.learn(xa, ya)
+            done += 1
+        return done
+
+    def close(end: float) -> None:
+        nonlocal slot, instances, requests, answers, backlog_max
+        budget = learner.budget_in_force if has_budget else None  # type: ignore[union-attr]
+        start = slot * slot_s
+        timeline.slots.append(Slot(start, end - start, instances, requests, answers, backlog_max, len(queue), budget))
+        slot += 1
+        instances = requests = answers = 0
+        backlog_max = len(queue)
+
+    for (x, y), t in zip(stream, arrivals):
+        if t < previous:
+            raise ValueError(f"arrivals must not go back in time: {t!r} after {previous!r}")
+        previous = t
+        here = int(t // slot_s)
+        while slot < here:  # close the slots before this arrival, with the answers that came in them
+            answers += answer_until((slot + 1) * slot_s, inclusive=False)
+            close((slot + 1) * slot_s)
+        if queue and queue[0][0] <= t:
+            answers += answer_until(t, inclusive=True)
+        if capacity is not None and t >= next_tick:
+            capacity.observe(arrived, t)
+            arrived = 0
+            budget = capacity.budget(len(queue), t)
+            timeline.updates += 1
+            timeline.at_ceiling += budget >= capacity.ceiling
+            if abs(budget - learner.budget_in_force) > 1e-9:  # type: ignore[union-attr]
+                learner.set_budget(budget)  # type: ignore[union-attr]
+            next_tick = t + tick_s
+        decision = learner.ask(x)
+        result._score(decision.prediction, y)
+        arrived += 1
+        instances += 1
+        if decision.query:
+            answer = last_answer = max(t + delay, last_answer + gap)
+            queue.append((answer, x, y))
+            timeline.requests.append((result.n - 1, t, answer))
+            result._count(result.n)
+            requests += 1
+            backlog_max = max(backlog_max, len(queue))
+        if result.n == next_mark:
+            result._mark()
+            next_mark = next(marks)
+        if progress and result.n % 256 == 0:
+            progress(256)
+    end = previous if end_s is None or end_s < previous else end_s
+    while (slot + 1) * slot_s <= end:  # the slots up to the end of the clock
+        answers += answer_until((slot + 1) * slot_s, inclusive=False)
+        close((slot + 1) * slot_s)
+    if end > slot * slot_s or instances:
+        answers += answer_until(end, inclusive=True)
+        close(end)
+    if drain:
+        timeline.answered_after_end = answer_until(math.inf, inclusive=True)
+    if trace_points and result.n and result._marked[0] != result.n:
+        result._mark()
+    if progress:
+        progress(result.n % 256)
+    return result
+
+
+def holdout(learner: ActiveLearner | Any, stream: Stream) -> Result:
+    """Score ``learner``'s model on ``stream`` as it is: predict only (``predict_one``), never ask, never learn.
+
+    >>> from river import datasets
+    >>> data = list(datasets.Phishing())
+    >>> learner = ActiveLearner(budget=0.2, seed=0)
+    >>> trained = prequential(learner, data[:1000])
+    >>> r = holdout(learner, data[1000:])
+    >>> r.n, r.labels, learner.n_learned == trained.labels, round(r.accuracy, 3)
+    (250, 0, True, 0.912)
+
+    """
+    result = Result(regression=getattr(learner, "task", None) == "regression")
+    predict = learner.predict_one
+    for x, y in stream:
+        result._score(predict(x), y)
     return result

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from streamal.core.budget.capacity import Capacity
 from streamal.core.learner import ActiveLearner
-from streamal.service.capacity import Capacity
 from streamal.service.metrics import Metrics
 from streamal.service.pending import PendingRequests
 from streamal.service.records import Partition

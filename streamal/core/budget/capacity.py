@@ -1,26 +1,37 @@
 """Budgets as annotator capacity: labels per hour instead of a fraction.
 
-With ``STREAMAL_LABELS_PER_HOUR = L``, the capacity of the annotators of the
-whole consumer group, the budget follows what they can do. Each replica takes
-its share s of L, the share of the instances topic's partitions it is
-assigned, and asks about the fraction
+Given the capacity ``labels_per_hour = L`` of the annotators of a whole
+consumer group, the budget follows what they can do. Each replica takes its
+share s of L (the service: the share of the instances topic's partitions it
+is assigned) and asks about the fraction
 
-    b = clip((s · L / 3600) / λ · (1 − backlog / (L · horizon / 3600)), b_min, ceiling)
+    b = clip((s · L / 3600) / λ · (1 − backlog / (L · horizon / 3600)), floor, ceiling)
 
 of its instances, where λ is its instance arrival rate (exponentially
-weighted, seconds of ``half_life_s``), and ``backlog`` the outstanding
-requests of the whole group (every replica knows them all, from the
-label-requests topic): when the backlog reaches what annotators clear in
-``horizon_s``, asking stops until they catch up, so streamal never floods a
-queue that people cannot keep up with. The replicas together ask
+weighted, half-life ``half_life_s`` seconds), and ``backlog`` the outstanding
+requests of the whole group (in the service every replica knows them all,
+from the label-requests topic): when the backlog reaches what annotators clear
+in ``horizon_s``, asking stops until they catch up, so streamal never floods
+a queue that people cannot keep up with. The replicas together ask
 Σ s_i · L = L per hour whatever the traffic of each partition (a busier
-partition only means a smaller fraction). ``STREAMAL_BUDGET`` stays the
-ceiling.
+partition only means a smaller fraction). ``ceiling`` (the configured
+budget) caps the fraction, and wins over ``floor``.
+
+Pure Python: the service (its labels-per-hour setting) and ``streamal
+simulate --labels-per-hour`` (on a simulated clock, see
+:func:`streamal.core.evaluate.timed_prequential`) drive the same class.
 """
 
 from __future__ import annotations
 
 import math
+
+from streamal.core.errors import ParameterError
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 < value < math.inf):
+        raise ParameterError(name, f"must be a finite number > 0, got {value!r}")
 
 
 class Capacity:
@@ -40,8 +51,13 @@ class Capacity:
 
     def __init__(self, labels_per_hour: float, ceiling: float = 1.0, horizon_s: float = 3600.0,
                  half_life_s: float = 60.0, floor: float = 1e-6) -> None:
-        if labels_per_hour <= 0 or not math.isfinite(labels_per_hour):
-            raise ValueError(f"labels_per_hour must be > 0, got {labels_per_hour}")
+        _positive("labels_per_hour", labels_per_hour)
+        _positive("horizon_s", horizon_s)
+        _positive("half_life_s", half_life_s)
+        if isinstance(ceiling, bool) or not isinstance(ceiling, (int, float)) or not 0.0 < ceiling <= 1.0:
+            raise ParameterError("ceiling", f"must be a fraction in (0, 1], got {ceiling!r}")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0.0 < floor <= 1.0:
+            raise ParameterError("floor", f"must be a fraction in (0, 1], got {floor!r}")
         self.labels_per_hour = labels_per_hour
         self.ceiling = ceiling
         self.horizon_s = horizon_s

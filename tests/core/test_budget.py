@@ -128,3 +128,14 @@ def test_quantile_history_follows_a_new_budget():
     fixed = budget_managers.create("quantile", budget=0.01, history=500)
     fixed.set_budget(0.1)
     assert fixed._size == 500  # a history given as a parameter stays as given
+
+
+def test_a_budget_set_again_every_step_forgives_no_debt() -> None:
+    """Annotator capacity sets the budget every step: the cold start's advance must still be paid back."""
+    steady, nudged = BudgetGuard(budget=0.01), BudgetGuard(budget=0.01)
+    for i in range(3000):
+        steady.ask()
+        nudged.set_budget(0.01 * (1 + 1e-6 * (i % 2)))  # what Capacity does: tiny moves
+        nudged.ask()
+    assert nudged.asked <= steady.asked + 1
+    assert nudged.asked / 3000 == pytest.approx(0.01, rel=0.05)

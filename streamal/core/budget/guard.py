@@ -79,14 +79,24 @@ class BudgetGuard:
     def set_budget(self, budget: float) -> None:
         """Aim at a new budget from now on (annotator capacity changes it while serving).
 
-        The balance is kept, clipped to the new credit and slack, so a change
-        neither forgives an overspend nor turns an old deficit into a flood.
+        The balance is kept, clipped to the new credit and to the debt the
+        new budget allows (its slack, plus the cold-start advance during the
+        first window), so a change turns an old deficit into no flood, and an
+        unchanged or nearly unchanged budget (annotator capacity sets it every
+        step) forgives nothing.
         """
         if not 0.0 < budget <= 1.0:
             raise ParameterError("budget", f"must be in (0, 1], got {budget!r}")
         self._set_limits(budget)
-        self._balance = min(max(self._balance, -self._slack), self._credit)
+        self._balance = min(max(self._balance, -self._debt_limit()), self._credit)
         self._effective = self._effective_budget()
+
+    def _debt_limit(self) -> float:
+        """The labels the balance may owe now (what :meth:`allows` checks, inline there)."""
+        debt = self._slack
+        if self.n < self.window:  # the cold-start advance, shrinking to 0 over the first window
+            debt += self._credit * (1.0 - self.n / self.window)
+        return debt
 
     def grant(self, labels: float) -> None:
         """Credit ``labels`` extra labels to spend soon (after a drift detection).

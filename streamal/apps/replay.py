@@ -8,6 +8,7 @@ stable between them: an id column (``id``) if the file has one, else
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +18,11 @@ import orjson
 
 from streamal.apps.datasets import Dataset
 from streamal.service import kafka
-from streamal.service.errors import InvalidMessage
+from streamal.service.errors import CommitError, InvalidMessage
 from streamal.service.messages import parse_label_request
 from streamal.service.settings import Settings
+
+log = logging.getLogger("streamal.oracle")
 
 
 def instances(dataset: Dataset) -> Iterator[tuple[str, dict[str, Any], Any]]:
@@ -110,9 +113,12 @@ class Oracle:
                            orjson.dumps({"id": ident, "label": self._label(ident), "annotator": "oracle"}), key=ident)
             sent += 1
         self.sink.flush()
-        if commit:
-            self.source.commit(commit)
         self.answered += sent
+        if commit:
+            try:
+                self.source.commit(commit)
+            except CommitError as exc:  # kicked out of the group (a frozen broker, a rebalance): read again
+                log.warning("oracle: offset commit failed, the requests will be read again: %s", exc)
         return sent
 
     def run(self, stop: Callable[[], bool]) -> None:

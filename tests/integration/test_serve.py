@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import Broker, kcat_command
 from helpers import (
     LABEL_REQUEST_FIELDS,
     OracleThread,
@@ -30,7 +31,6 @@ from helpers import (
     values,
     wait_until,
 )
-from test_kafka_adapter import kcat  # noqa: F401 — the kcat fixture (legacy protocol flags on Tansu)
 
 from streamal.apps.datasets import load
 from streamal.apps.replay import instances, produce
@@ -65,12 +65,15 @@ def _kcat_read(kcat: list[str], topic: str, counts: dict[int, int]) -> list[tupl
 @integration
 @pytest.mark.timeout(180)
 def test_end_to_end_budget_contract_join_learn_commit_and_kcat_agrees(
-    settings_for: Callable[..., Settings], tmp_path: Path, kcat: list[str],  # noqa: F811
+    settings_for: Callable[..., Settings], tmp_path: Path, each_broker: Broker,
 ) -> None:
+    """The whole loop, on Apache Kafka (the session's broker) and on Tansu (the demo's)."""
     n, budget = 2000, 0.05
     dataset = load("image_segments", limit=n)  # 7 classes, string labels
     port = free_port()
-    settings = settings_for(partitions=PARTITIONS, budget=budget, state_dir=tmp_path / "state", metrics_port=port)
+    kcat = kcat_command(each_broker)
+    settings = settings_for(bootstrap_servers=each_broker.bootstrap, partitions=PARTITIONS, budget=budget,
+                            state_dir=tmp_path / "state", metrics_port=port)
     truth = {ident: (features, label) for ident, features, label in instances(dataset)}
 
     with ServiceThread(settings) as service:

@@ -190,7 +190,7 @@ def test_the_service_recovers_by_itself_after_the_broker_froze_for_15_s(
             service.wait_ready()
             with OracleThread(settings, dataset) as oracle:
                 producer = Background(produce, settings, dataset, rate=150.0)  # ~10 s of instances
-                wait_until(lambda: service.instances >= 300 and oracle.answered > 0, 30, "the loop to be running",
+                wait_until(lambda: service.instances >= 300 and oracle.answered > 0, 90, "the loop to be running",
                            failed=lambda: service.failed() or oracle.failed())
                 # 15 s: longer than the broker's own session with its controller (6 s), so
                 # it also fences itself and comes back, and than the clients' sessions (6 s).

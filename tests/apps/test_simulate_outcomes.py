@@ -12,23 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+
+from cli_run import one_line_error, run
 
 from streamal.apps.cli import main
 from streamal.apps.datasets import bundled_names, load
 from streamal.apps.simulate import SimulationConfig, simulate
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--quiet"])
-
-
-def one_line_error(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
-    assert len(result.output.strip().splitlines()) == 1, result.output
-    for fragment in fragments:
-        assert fragment in result.output
 
 
 @pytest.fixture

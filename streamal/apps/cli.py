@@ -527,8 +527,10 @@ def _print_saving(out: Console, sim) -> None:  # type: ignore[no-untyped-def]
 
 # People answer the requests: the labeling page (its module imports the web stack only when it runs).
 from streamal.apps.annotate import annotate  # noqa: E402
+from streamal.apps.label_studio import label_studio  # noqa: E402
 
 main.add_command(annotate)
+main.add_command(label_studio)
 
 
 if __name__ == "__main__":

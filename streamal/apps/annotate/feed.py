@@ -1,12 +1,10 @@
 """The broker side of ``streamal annotate``: reading the topics into the queue, writing labels, and the service's figures.
 
-- :class:`Feed` reads every partition of the label-requests, labels and
-  training topics from the start, outside any consumer group (so it never
-  takes partitions from the service), on a daemon thread: requests become
-  pending items, labels and training records mark their ids answered. It is
-  *caught up* once it has read to where the topics ended when it started;
-  until then the page offers nothing (a restarted annotate must not offer a
-  request whose label it has not read yet).
+- :class:`Feed` reads the label-requests, labels and training topics
+  (:class:`~streamal.apps.answers_feed.AnswersFeed`) into the queue:
+  requests become pending items, labels and training records mark their ids
+  answered; until it is caught up the page offers nothing (a restarted
+  annotate must not offer a request whose label it has not read yet).
 - :class:`LabelWriter` sends one label and waits for the broker's
   acknowledgement (``acks=all``).
 - :class:`ServiceFigures` reads the budget and realised label rate from the
@@ -22,126 +20,46 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Final
 
-import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamal.apps.annotate.classes import ClassBook, LabelValue
 from streamal.apps.annotate.queue import AnnotationQueue
+from streamal.apps.answers_feed import AnswersFeed
 from streamal.service import kafka
-from streamal.service.changelog import epoch
-from streamal.service.errors import DeliveryError, InvalidMessage, StreamalError
-from streamal.service.messages import Label, encode, parse_label, parse_label_request
+from streamal.service.errors import DeliveryError, StreamalError
+from streamal.service.messages import Label, LabelRequest, encode
 from streamal.service.records import Record
 from streamal.service.settings import Settings
 
 log = logging.getLogger("streamal.annotate")
 
-#: Seconds between attempts to open the topics (they may not exist before the service starts).
-RETRY_S = 2.0
 #: Seconds the broker has to acknowledge a label before the answer counts as not sent.
 SEND_TIMEOUT_S = 10.0
 
 
-class Feed:
-    """The three topics, read into ``queue`` and ``classes`` on a daemon thread (see the module docstring)."""
+class Feed(AnswersFeed):
+    """The three topics, read into ``queue`` and ``classes`` (see :class:`~streamal.apps.answers_feed.AnswersFeed`)."""
+
+    name = "streamal-annotate-feed"
 
     def __init__(self, settings: Settings, queue: AnnotationQueue, classes: ClassBook,
                  open_source: Callable[[Settings, list[str]], Any] = kafka.reader) -> None:
-        self.settings = settings
         self.queue = queue
-        self.classes = classes
-        self._open = open_source
-        self.topics = [settings.topic_label_requests, settings.topic_labels, settings.topic_training]
-        #: What the page shows while nothing can be offered yet.
-        self.status = "connecting to Kafka"
-        self.caught_up = threading.Event()
-        self.stop = threading.Event()
-        self._positions: dict[tuple[str, int], int] = {}  # where to go on after a reconnect
-        self._thread = threading.Thread(target=self._run, name="streamal-annotate-feed", daemon=True)
+        super().__init__(settings, classes, open_source)
 
-    def start(self) -> Feed:
-        self._thread.start()
-        return self
+    def request(self, request: LabelRequest, requested_at: float, raw: bytes) -> None:
+        self.queue.add_request(request.id, request.score, requested_at, raw)
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        self.stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout_s)
+    def unreadable_request(self, reason: str) -> None:  # skipped and counted, shown on the page
+        self.queue.counts[f"malformed_requests:{reason}"] += 1
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                source = self._open(self.settings, self.topics)
-            except StreamalError as exc:
-                self.status = f"waiting for the topics: {exc}"
-                self.stop.wait(RETRY_S)
-                continue
-            try:
-                self._read(source)
-            except Exception as exc:  # the broker went away (or the client broke): reconnect, go on where we were
-                self.status = f"reading the topics failed, retrying: {exc}"
-                log.warning("annotate: reading the topics failed: %r", exc)
-                self.stop.wait(RETRY_S)
-            finally:
-                source.close()
-
-    def _read(self, source: Any) -> None:
-        for (topic, partition), offset in self._positions.items():
-            source.seek(topic, partition, offset)
-        ends = source.end_offsets(source.assignment())
-        if not self.caught_up.is_set():
-            self.status = "reading the topics"
-        while not self.stop.is_set():
-            for record in source.poll(0.5):
-                self.handle(record)
-                self._positions[(record.topic, record.partition)] = record.offset + 1
-            if not self.caught_up.is_set() and all(source.position(t, p) >= end for (t, p), end in ends.items()):
-                self.status = "live"
-                self.caught_up.set()
-                log.info("annotate: topics read, %d requests pending", self.queue.size())
-
-    def handle(self, record: Record) -> None:
-        """One record of any of the three topics."""
-        if record.topic == self.settings.topic_label_requests:
-            self._request(record)
-        elif record.topic == self.settings.topic_labels:
-            self._label(record)
-        elif record.topic == self.settings.topic_training:
-            self._training(record)
-
-    def _request(self, record: Record) -> None:
-        try:
-            request = parse_label_request(record.value, self.settings.max_message_bytes)
-        except InvalidMessage as exc:  # skipped and counted, shown on the page
-            self.queue.counts[f"malformed_requests:{exc.reason}"] += 1
-            return
-        self.classes.note_names(request.prediction.proba)
-        if request.prediction.label is not None:
-            self.classes.note_value(request.prediction.label)
-        requested_at = epoch(request.requested_at) or time.time()
-        self.queue.add_request(request.id, request.score, requested_at, bytes(record.value or b""))
-
-    def _label(self, record: Record) -> None:
-        try:
-            label = parse_label(record.value, self.settings.max_message_bytes)
-        except InvalidMessage:  # the service does not let a malformed label use up a request: nor do we
-            return
-        allowed = self.settings.classes
-        if allowed is not None and str(label.label) not in allowed:
-            return  # dead-lettered by the service: the request is still open
-        self.classes.note_value(label.label)
-        self.queue.mark_answered(label.id)
-        if record.timestamp and record.timestamp > 0:
+    def answered(self, ident: str, label: Any, annotator: str | None, record: Record) -> None:
+        self.queue.mark_answered(ident)
+        if record.topic == self.settings.topic_labels and record.timestamp and record.timestamp > 0:
             self.queue.note_label(record.timestamp / 1000.0)
 
-    def _training(self, record: Record) -> None:
-        try:
-            data = orjson.loads(record.value or b"")
-        except orjson.JSONDecodeError:
-            return
-        if isinstance(data, dict) and isinstance(data.get("id"), str):
-            self.queue.mark_answered(data["id"])
-            self.classes.note_value(data.get("label"))
+    def caught_up_message(self) -> str:
+        return f"annotate: topics read, {self.queue.size()} requests pending"
 
 
 class LabelWriter:

@@ -1,166 +1,54 @@
 """The broker side of the bridge: the label-requests, labels and training topics, read into the ledger.
 
-Like the annotate page's feed, every partition of the three topics is read
-from the start, outside any consumer group (so it never takes partitions from
-the service), on a daemon thread: requests are noted for a task, labels and
-training records mark their ids answered. It is *caught up* once it has read
-to where the topics ended when it started; until then the bridge creates no
-task and sends no label (a restarted bridge must first know every label it
-sent before).
-
-:meth:`TopicFeed.barrier` is how a send whose outcome is unknown is settled:
-it returns an event that is set once the feed has read the topics up to
-their ends as they are *after* the call — any label the broker stored before
-is then known.
+The topics are read as the annotate page reads them
+(:class:`~streamal.apps.answers_feed.AnswersFeed`): requests are noted for a
+task, labels and training records mark their ids answered. Until it is caught
+up the bridge creates no task and sends no label (a restarted bridge must
+first know every label it sent before). ``barrier()`` is how a send whose
+outcome is unknown is settled: any label the broker stored before is then
+known.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 
 from streamal.apps.annotate.classes import ClassBook
+from streamal.apps.answers_feed import AnswersFeed
 from streamal.apps.label_studio.ledger import Ledger
 from streamal.service import kafka
-from streamal.service.changelog import epoch
-from streamal.service.errors import InvalidMessage, StreamalError
-from streamal.service.messages import parse_label, parse_label_request
+from streamal.service.messages import LabelRequest
 from streamal.service.records import Record
 from streamal.service.settings import Settings
 
-log = logging.getLogger("streamal.label_studio")
-
-#: Seconds between attempts to open the topics (they may not exist before the service starts).
-RETRY_S = 2.0
 
 
-class TopicFeed:
-    """The three topics, read into ``ledger`` and ``classes`` on a daemon thread (see the module docstring)."""
+
+class TopicFeed(AnswersFeed):
+    """The three topics, read into ``ledger`` and ``classes`` (see :class:`~streamal.apps.answers_feed.AnswersFeed`)."""
+
+    name = "streamal-label-studio-feed"
 
     def __init__(self, settings: Settings, ledger: Ledger, classes: ClassBook,
                  open_source: Callable[[Settings, list[str]], Any] = kafka.reader) -> None:
-        self.settings = settings
         self.ledger = ledger
-        self.classes = classes
-        self._open = open_source
-        self.topics = [settings.topic_label_requests, settings.topic_labels, settings.topic_training]
-        self.status = "connecting to Kafka"
-        self.caught_up = threading.Event()
-        self.stop = threading.Event()
-        self._positions: dict[tuple[str, int], int] = {}
-        self._barriers: list[threading.Event] = []
         #: Called when a request that needs a task arrives after the catch-up (the bridge wakes up for it).
         self.on_request: Callable[[], None] | None = None
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="streamal-label-studio-feed", daemon=True)
+        super().__init__(settings, classes, open_source)
 
-    def start(self) -> TopicFeed:
-        self._thread.start()
-        return self
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        self.stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(timeout_s)
-
-    def barrier(self) -> threading.Event:
-        """An event set once the topics are read to their ends as they are now (see the module docstring)."""
-        event = threading.Event()
-        with self._lock:
-            self._barriers.append(event)
-        return event
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                source = self._open(self.settings, self.topics)
-            except StreamalError as exc:
-                self.status = f"waiting for the topics: {exc}"
-                self.stop.wait(RETRY_S)
-                continue
-            try:
-                self._read(source)
-            except Exception as exc:  # the broker went away (or the client broke): reconnect, go on where we were
-                self.status = f"reading the topics failed, retrying: {exc}"
-                log.warning("label-studio: reading the topics failed: %r", exc)
-                self.stop.wait(RETRY_S)
-            finally:
-                source.close()
-
-    def _read(self, source: Any) -> None:
-        for (topic, partition), offset in self._positions.items():
-            source.seek(topic, partition, offset)
-        partitions = source.assignment()
-        ends = source.end_offsets(partitions)
-        if not self.caught_up.is_set():
-            self.status = "reading the topics"
-        waiting: list[tuple[threading.Event, dict[tuple[str, int], int]]] = []
-        while not self.stop.is_set():
-            with self._lock:
-                fresh, self._barriers = self._barriers, []
-            if fresh:
-                targets = source.end_offsets(partitions)
-                waiting += [(event, targets) for event in fresh]
-            for record in source.poll(0.5):
-                self.handle(record)
-                self._positions[(record.topic, record.partition)] = record.offset + 1
-            if waiting or not self.caught_up.is_set():
-                where = {(t, p): source.position(t, p) for t, p in partitions}
-                if not self.caught_up.is_set() and all(where[tp] >= end for tp, end in ends.items()):
-                    self.status = "live"
-                    self.caught_up.set()
-                    log.info("label-studio: topics read: %d unanswered requests, %d ids answered",
-                             self.ledger.pending_count(), self.ledger.answered_count())
-                for event, targets in [w for w in waiting if all(where[tp] >= e for tp, e in w[1].items())]:
-                    event.set()
-                    waiting.remove((event, targets))
-
-    def handle(self, record: Record) -> None:
-        """One record of any of the three topics."""
-        if record.topic == self.settings.topic_label_requests:
-            self._request(record)
-        elif record.topic == self.settings.topic_labels:
-            self._label(record)
-        elif record.topic == self.settings.topic_training:
-            self._training(record)
-
-    def _request(self, record: Record) -> None:
-        try:
-            request = parse_label_request(record.value, self.settings.max_message_bytes)
-        except InvalidMessage as exc:  # a request the bridge cannot read never becomes a task: counted
-            self.ledger.count(f"requests_unusable:{exc.reason}")
-            return
-        self.classes.note_names(request.prediction.proba)
-        if request.prediction.label is not None:
-            self.classes.note_value(request.prediction.label)
-        requested_at = epoch(request.requested_at) or time.time()
-        fresh = self.ledger.add_request(request.id, request.score, requested_at, bytes(record.value or b""))
+    def request(self, request: LabelRequest, requested_at: float, raw: bytes) -> None:
+        fresh = self.ledger.add_request(request.id, request.score, requested_at, raw)
         if fresh and self.on_request is not None and self.caught_up.is_set():
             self.on_request()
 
-    def _label(self, record: Record) -> None:
-        try:
-            label = parse_label(record.value, self.settings.max_message_bytes)
-        except InvalidMessage:  # the service does not let a malformed label use up a request: nor do we
-            return
-        allowed = self.settings.classes
-        if allowed is not None and str(label.label) not in allowed:
-            return  # dead-lettered by the service: the request is still open
-        self.classes.note_value(label.label)
-        self.ledger.mark_answered(label.id, label.label, label.annotator)
+    def unreadable_request(self, reason: str) -> None:  # a request the bridge cannot read never becomes a task
+        self.ledger.count(f"requests_unusable:{reason}")
 
-    def _training(self, record: Record) -> None:
-        try:
-            data = orjson.loads(record.value or b"")
-        except orjson.JSONDecodeError:
-            return
-        if isinstance(data, dict) and isinstance(data.get("id"), str):
-            label = data.get("label")
-            annotator = data.get("annotator") if isinstance(data.get("annotator"), str) else None
-            self.classes.note_value(label)
-            self.ledger.mark_answered(data["id"], label if isinstance(label, (str, int, float)) else None, annotator)
+    def answered(self, ident: str, label: Any, annotator: str | None, record: Record) -> None:
+        self.ledger.mark_answered(ident, label, annotator)
+
+    def caught_up_message(self) -> str:
+        return (f"label-studio: topics read: {self.ledger.pending_count()} unanswered requests, "
+                f"{self.ledger.answered_count()} ids answered")

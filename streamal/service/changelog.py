@@ -134,12 +134,18 @@ class Changelog:
 
     def _note_request(self, record: Record) -> None:
         key = record.key.decode("utf-8", "replace") if record.key else None
+        again = False
         if key is not None and (key in self.pending or self.pending.was_joined(key)):
-            return  # our own request read back, or one already answered: nothing to parse
+            if self.replayed or key not in self.pending:
+                return  # our own request read back, or one already answered: nothing to parse
+            again = True  # rebuilding: a second request for a pending id re-asked it after it expired
         try:
             request = parse_label_request(record.value, self.max_message_bytes)
         except InvalidMessage as exc:  # another writer's bad record: counted, never stops the loop
             self.metrics.rejected.labels(record.topic, exc.reason).inc()
             return
         requested_at = epoch(request.requested_at) or self.clock()
-        self.pending.add(request.id, request.features, requested_at, rfc3339(requested_at))
+        if again:
+            self.pending.renew(request.id, requested_at, rfc3339(requested_at))
+        else:
+            self.pending.add(request.id, request.features, requested_at, rfc3339(requested_at))

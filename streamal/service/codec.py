@@ -91,3 +91,20 @@ def label_request(
     if rank is not None:
         data["rank"] = rank
     return orjson.dumps(data)
+
+
+def prediction_record(id: str, prediction: Any, proba: Mapping[Any, float], model_version: int, asked: bool,
+                      predicted_at: str) -> bytes:
+    """The bytes of a :class:`~streamal.service.messages.PredictionRecord`, written directly (one per instance).
+
+    >>> orjson.loads(prediction_record("t1", 1, {1: 0.55, 0: 0.45}, 3, False, "2026-01-01T00:00:00.000Z"))
+    {'id': 't1', 'prediction': {'label': 1, 'proba': {'1': 0.55, '0': 0.45}}, 'model_version': 3, 'asked': False, \
+'predicted_at': '2026-01-01T00:00:00.000Z'}
+    """
+    return orjson.dumps({
+        "id": id,
+        "prediction": {"label": prediction, "proba": {str(k): float(v) for k, v in proba.items()}},
+        "model_version": model_version,
+        "asked": asked,
+        "predicted_at": predicted_at,
+    })

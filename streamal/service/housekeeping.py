@@ -1,4 +1,4 @@
-"""What the loop does between polls: the capacity share, drift counts, lag, expiry, gauges, when to checkpoint."""
+"""What the loop does between polls: the capacity share, drift counts, lag, gauges, when to checkpoint."""
 
 from __future__ import annotations
 
@@ -58,9 +58,6 @@ class Housekeeping:
         if now - self._last_lag >= self.lag_every_s:
             self._update_lag(group)
             self._last_lag = now
-        expired = pending.expire(now)
-        if expired:
-            self.metrics.labels.labels("expired").inc(expired)
         self.metrics.pending.set(len(pending))
         self.metrics.pending_oldest.set(pending.oldest_age(now))
         return now - self.last_checkpoint >= self.checkpoint_every_s

@@ -45,7 +45,7 @@ from streamal.service.changelog import Changelog
 from streamal.service.errors import CommitError, InvalidMessage
 from streamal.service.housekeeping import Housekeeping
 from streamal.service.join import Joined, join_label
-from streamal.service.codec import label_request, read_instance
+from streamal.service.codec import label_request, prediction_record, read_instance
 from streamal.service.messages import Label, dead_letter, encode, parse_label, rfc3339
 from streamal.service.metrics import Metrics
 from streamal.service.pending import PendingRequests
@@ -83,6 +83,8 @@ class LoopConfig:
     topic_labels: str = "streamal.labels"
     topic_training: str = "streamal.training"
     topic_dead_letter: str = "streamal.dead-letter"
+    #: None: no predictions are published (the default).
+    topic_predictions: str | None = None
     max_message_bytes: int = 1_048_576
     dead_letter_max_bytes: int = 65_536
     classes: tuple[str, ...] | None = None
@@ -92,6 +94,7 @@ class LoopConfig:
     state_dir: Path = Path("./state")
     pending_max: int = 100_000
     pending_max_age_s: float = 86_400.0
+    reask_expired: bool = False
     checkpoint_every_s: float = 30.0
     poll_max_records: int = 5000
     lag_every_s: float = 5.0
@@ -160,6 +163,7 @@ class Service:
         self._tentative: Tentative | None = None
         self._failed = False  # a flush failed: nothing more is committed or checkpointed
         self._request_counters: dict[str, Any] = {}
+        self._reasking: set[str] = set()  # ids of expired requests being decided again in this step
         #: Instances decided by this replica since it started.
         self.instances_decided = 0
         #: Called after every step (the metrics port's liveness heartbeat).
@@ -216,12 +220,13 @@ class Service:
                     self.on_step()
                 return 0
         self._caught_up = False
+        reasks = self._expire()
         pool = self.config.mode == "pool"
         limit = min(self.config.poll_max_records, self.window.room) if pool else self.config.poll_max_records
         records = self.group.poll(timeout_s, limit)
         commit: dict[Partition, int] = {}
         instances: list[Unlabeled] = []
-        sources: list[Record] = []  # the record of each instance, for a dead letter
+        sources: list[Record | None] = []  # the record of each instance, for a dead letter (None: a re-ask)
         topic_instances, topic_labels = self.config.topic_instances, self.config.topic_labels
         pending = self.pending
         for record in records:
@@ -241,17 +246,20 @@ class Service:
             elif topic == topic_labels:
                 self._handle_label(record)
                 commit[(topic, record.partition)] = record.offset + 1
+        if reasks:  # decided like instances (the budget pays for them), without a record: not counted as instances
+            instances.extend(reasks)
+            sources.extend([None] * len(reasks))
         if instances:
             started = time.perf_counter()
             if pool:
                 self.window.add(instances, sources)
-                decided = len(instances)
+                decided = len(instances) - len(reasks)
             else:
                 decided = self._decide_stream(instances, sources)
             self.metrics.processing.observe((time.perf_counter() - started) / len(instances))
             self.metrics.instances.inc(decided)
             self.instances_decided += decided
-            self._decided_since += decided
+            self._decided_since += decided + len(reasks)
         if pool and self.window.due():
             self._decide_pool()
             commit.update(self.window.release())
@@ -305,6 +313,23 @@ class Service:
         )
         log.warning("dead-lettered %s[%d]@%d: %s (%s)", record.topic, record.partition, record.offset, reason, error)
 
+    def _expire(self) -> list[Unlabeled]:
+        """Drop the requests older than ``pending_max_age_s``; those to decide again (``reask_expired``).
+
+        An expired request stays spent in the budget; asked again, it is
+        decided like a new instance (asked only if it beats the threshold in
+        force, and paid for then), and only once.
+        """
+        expired = self.pending.expire(self.clock())
+        if not expired:
+            return []
+        self.metrics.labels.labels("expired").inc(len(expired))
+        if not self.config.reask_expired:
+            return []
+        again = [(request_id, request.features) for request_id, request in expired if not request.reasked]
+        self._reasking.update(request_id for request_id, _ in again)
+        return again
+
     def _skip(self, instance_id: str, reason: str) -> None:
         self.metrics.skipped.labels(reason).inc()
         log.info("instance %s not asked again: %s", instance_id, reason.replace("_", " "),
@@ -342,47 +367,79 @@ class Service:
         self.changelog.catch_up()
 
     # -- instances: stream mode --------------------------------------------------
-    def _decide_stream(self, instances: Sequence[Unlabeled], sources: Sequence[Record]) -> int:
+    def _decide_stream(self, instances: Sequence[Unlabeled], sources: Sequence[Record | None]) -> int:
+        """Decide one poll (re-asks last, without a record); the number of instances decided."""
         # One poll is scored at once (same decisions as one by one: the model
         # learns only from the training topic, read between polls); the budget
         # moves once the requests are acknowledged (_flush_and_commit).
         try:
             tentative = self.learner.decide_many([features for _, features in instances])
         except UNSCORABLE:  # a valid instance the model cannot compute with (a River model overflowing)
-            instances = self._drop_unscorable(instances, sources)
+            instances, sources = self._drop_unscorable(instances, sources)
             tentative = self.learner.decide_many([features for _, features in instances])
         self._tentative = tentative
         for instance, decision in zip(instances, tentative.decisions):
             if decision.query:
                 self._request(instance, decision.score, decision.threshold, decision.prediction,
                               decision.proba, mode="stream")
-        return len(instances)
+        self._reasking.clear()
+        real = [(instance, decision) for instance, decision, source in zip(instances, tentative.decisions, sources)
+                if source is not None]
+        topic = self.config.topic_predictions
+        if topic is not None:
+            self._publish_predictions(topic, [(x, d.prediction, d.proba, d.query) for x, d in real])
+        return len(real)
 
-    def _drop_unscorable(self, instances: Sequence[Unlabeled], sources: Sequence[Record]) -> list[Unlabeled]:
-        """Dead-letter (``unscorable``) the instances the model raises on; the others.
+    def _publish_predictions(self, topic: str, predictions: Sequence[tuple[Unlabeled, Any, Mapping[Any, float], bool]]
+                             ) -> None:
+        """One record per instance on the predictions topic: ``(instance, label, proba, asked)`` each.
+
+        Sent before the flush, so an instance's offset is committed only once
+        its prediction is stored (at least once, like label requests).
+        """
+        version, text, send = self.learner.n_learned, rfc3339(self.clock()), self.sink.send
+        for (id_, _), label, proba, asked in predictions:
+            send(topic, prediction_record(id_, label, proba, version, asked, text), key=id_)
+        self.metrics.predictions.inc(len(predictions))
+
+    def _drop_unscorable(self, instances: Sequence[Unlabeled], sources: Sequence[Record | None]
+                         ) -> tuple[list[Unlabeled], list[Record | None]]:
+        """Dead-letter (``unscorable``) the instances the model raises on; the others and their records.
+
+        A re-asked request (no record) the model cannot score is dropped, logged.
 
         Found by predicting each one (which changes nothing); the failed poll
         may already have counted some instances in the label-free feature
         statistics, a negligible tilt on a rare path.
         """
-        kept = []
+        kept: list[Unlabeled] = []
+        kept_sources: list[Record | None] = []
         for instance, record in zip(instances, sources):
             try:
                 self.learner.predict_one(instance[1])
             except UNSCORABLE as exc:
-                self._reject(record, "unscorable", f"the model cannot score this instance: {type(exc).__name__}: {exc}")
+                error = f"the model cannot score this instance: {type(exc).__name__}: {exc}"
+                if record is None:
+                    log.warning("expired request %s not asked again: %s", instance[0], error)
+                else:
+                    self._reject(record, "unscorable", error)
             else:
                 kept.append(instance)
-        return kept
+                kept_sources.append(record)
+        return kept, kept_sources
 
     def _request(self, instance: Unlabeled, score: float, threshold: float, prediction: Any,
                  proba: Mapping[Any, float], mode: str, batch_id: str | None = None, rank: int | None = None) -> None:
         id_, features = instance
         now = self.clock()
         text = rfc3339(now)
-        if not self.pending.add(id_, features, now, text):  # the same id twice in one poll
+        reasked = id_ in self._reasking
+        if not self.pending.add(id_, features, now, text, reasked=reasked):  # the same id twice in one poll
             self._skip(id_, "already_requested")
             return
+        if reasked:
+            self.metrics.reasked.inc()
+            log.info("expired request %s asked again", id_, extra={"instance_id": id_})
         request = label_request(
             id_, features, score, self.strategy_name, threshold if math.isfinite(threshold) else 0.0,
             prediction, proba, self.learner.n_learned, mode, text, batch_id, rank,
@@ -399,13 +456,26 @@ class Service:
         try:
             picked = self.learner.select([features for _, features in batch.instances], batch.k)
         except UNSCORABLE:
-            batch = dataclasses.replace(batch, instances=self._drop_unscorable(batch.instances, batch.sources))
+            kept, sources = self._drop_unscorable(batch.instances, batch.sources)
+            batch = dataclasses.replace(batch, instances=kept, sources=sources)
             picked = self.learner.select([features for _, features in batch.instances], batch.k)
+        topic = self.config.topic_predictions
+        predict = self._predict
         for rank, i in enumerate(picked):
-            instance = batch.instances[i]
-            proba = self.learner.predict_proba_one(instance[1]) if self.learner.task == "classification" else {}
-            prediction = max(proba, key=proba.get) if proba else None
-            self._request(instance, 1.0, 0.0, prediction, proba, mode="pool", batch_id=batch.batch_id, rank=rank)
+            self._request(batch.instances[i], 1.0, 0.0, *predict(batch.instances[i][1]), mode="pool",
+                          batch_id=batch.batch_id, rank=rank)
+        self._reasking.difference_update(id_ for id_, _ in batch.instances)
+        if topic is not None:
+            asked = set(picked)
+            self._publish_predictions(topic, [(x, *predict(x[1]), i in asked) for i, (x, source)
+                                              in enumerate(zip(batch.instances, batch.sources)) if source is not None])
+
+    def _predict(self, features: Mapping[str, Any]) -> tuple[Any, Mapping[Any, float]]:
+        """The prediction and class probabilities (none for regression) of one instance."""
+        if self.learner.task != "classification":
+            return self.learner.predict_one(features), {}
+        proba = self.learner.predict_proba_one(features)
+        return (max(proba, key=proba.get) if proba else None), proba
 
     def flush_pool(self) -> None:
         """Decide a partly filled window now (before a rebalance or at shutdown) and commit it."""

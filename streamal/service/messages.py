@@ -52,6 +52,7 @@ __all__ = [
     "Label",
     "LabelRequest",
     "Prediction",
+    "PredictionRecord",
     "RecordSource",
     "TrainingRecord",
     "dead_letter",
@@ -190,6 +191,20 @@ class TrainingRecord(_Message):
     annotator: StrictStr | None = None
     requested_at: Timestamp | None = None
     labeled_at: Timestamp
+
+
+class PredictionRecord(_Message):
+    """A prediction for one instance, on the optional predictions topic (``STREAMAL_TOPIC_PREDICTIONS``).
+
+    ``model_version`` is the number of examples the model had learned when
+    it predicted; ``asked`` says whether a label request went out for it.
+    """
+
+    id: InstanceId
+    prediction: Prediction
+    model_version: Annotated[int, Field(ge=0)]
+    asked: bool
+    predicted_at: Timestamp
 
 
 class RecordSource(_Message):

@@ -37,6 +37,14 @@ class Metrics:
         )
         for reason in ("already_requested", "already_labeled"):
             self.skipped.labels(reason)
+        self.reasked = Counter(
+            "streamal_requests_reasked", "Expired label requests asked again (STREAMAL_REASK_EXPIRED): still "
+            "informative enough when they expired.", registry=r,
+        )
+        self.predictions = Counter(
+            "streamal_predictions", "Predictions published to the predictions topic (STREAMAL_TOPIC_PREDICTIONS).",
+            registry=r,
+        )
         self.threshold = Gauge("streamal_threshold", "Current threshold of the budget manager.", registry=r)
         self.budget = Gauge(
             "streamal_budget_ratio", "Label budget in force (fraction of instances): STREAMAL_BUDGET, or what annotator "

@@ -31,6 +31,8 @@ class Request:
     features_json: bytes
     requested_at: float  # seconds since the epoch
     requested_at_text: str  # as in the label request (RFC 3339)
+    #: Asked a second time after the first request expired unanswered (``STREAMAL_REASK_EXPIRED``).
+    reasked: bool = False
 
     @property
     def features(self) -> dict[str, Any]:
@@ -53,8 +55,8 @@ class PendingRequests:
     (['b', 'c'], 1)
     >>> p.join("b").features, p.was_joined("b"), len(p)
     ({'x': 1}, True, 1)
-    >>> p.expire(now=100.0), len(p)
-    (1, 0)
+    >>> [request_id for request_id, _ in p.expire(now=100.0)], len(p)
+    (['c'], 0)
 
     """
 
@@ -80,11 +82,12 @@ class PendingRequests:
     def ids(self):  # type: ignore[no-untyped-def]
         return self._requests.keys()
 
-    def add(self, request_id: str, features: Mapping[str, Any], requested_at: float, requested_at_text: str) -> bool:
+    def add(self, request_id: str, features: Mapping[str, Any], requested_at: float, requested_at_text: str,
+            *, reasked: bool = False) -> bool:
         """Record a request; False if it was known (asked again, or already joined)."""
         if request_id in self._requests or request_id in self._joined:
             return False
-        self._requests[request_id] = Request(_json(features), requested_at, requested_at_text)
+        self._requests[request_id] = Request(_json(features), requested_at, requested_at_text, reasked)
         while len(self._requests) > self.max_count:
             self._requests.popitem(last=False)
             self.evicted += 1
@@ -108,17 +111,24 @@ class PendingRequests:
     def was_joined(self, request_id: str) -> bool:
         return request_id in self._joined
 
-    def expire(self, now: float) -> int:
-        """Drop requests older than ``max_age_s``; how many were dropped."""
+    def renew(self, request_id: str, requested_at: float, requested_at_text: str) -> None:
+        """A pending request was asked again later (read back from the log): it is a re-ask, aged from now."""
+        request = self._requests.get(request_id)
+        if request is not None and requested_at > request.requested_at:
+            self._requests[request_id] = Request(request.features_json, requested_at, requested_at_text, True)
+            self._requests.move_to_end(request_id)
+
+    def expire(self, now: float) -> list[tuple[str, Request]]:
+        """Drop the requests older than ``max_age_s`` and return them, oldest first."""
         cutoff = now - self.max_age_s
-        dropped = 0
+        dropped = []
         while self._requests:
             request_id, request = next(iter(self._requests.items()))
             if request.requested_at >= cutoff:
                 break
             del self._requests[request_id]
-            dropped += 1
-        self.expired += dropped
+            dropped.append((request_id, request))
+        self.expired += len(dropped)
         return dropped
 
     def oldest_age(self, now: float) -> float:
@@ -131,7 +141,8 @@ class PendingRequests:
     def to_state(self) -> dict[str, Any]:
         return {
             "requests": [
-                [k, r.features_json.decode(), r.requested_at, r.requested_at_text] for k, r in self._requests.items()
+                [k, r.features_json.decode(), r.requested_at, r.requested_at_text, r.reasked]
+                for k, r in self._requests.items()
             ],
             "joined": list(self._joined),
             "evicted": self.evicted,
@@ -140,8 +151,8 @@ class PendingRequests:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self._requests = OrderedDict(
-            (k, Request(f.encode() if isinstance(f, str) else _json(f), float(t), str(s)))
-            for k, f, t, s in state.get("requests", [])
+            (k, Request(f.encode() if isinstance(f, str) else _json(f), float(t), str(s), bool(rest and rest[0])))
+            for k, f, t, s, *rest in state.get("requests", [])  # no 5th item: written before re-asks existed
         )
         self._joined = OrderedDict((k, None) for k in state.get("joined", []))
         self.evicted = int(state.get("evicted", 0))

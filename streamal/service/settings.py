@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     topic_labels: str = "streamal.labels"
     topic_training: str = "streamal.training"
     topic_dead_letter: str = "streamal.dead-letter"
+    #: Unset (the default): no predictions are published. Set: a prediction for every instance, key = id.
+    topic_predictions: str | None = None
     session_timeout_ms: Annotated[int, Field(gt=0)] = 10_000
     create_topics: bool = True
     partitions: Annotated[int, Field(ge=1)] = 1
@@ -130,6 +132,8 @@ class Settings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9400
     pending_max: Annotated[int, Field(ge=1)] = 100_000
     pending_max_age_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 86_400.0
+    #: Ask once more about a request that expired unanswered, if it is still informative enough then.
+    reask_expired: bool = False
 
     # Kafka security, passed through to the clients when set
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
@@ -161,10 +165,13 @@ class Settings(BaseSettings):
         return ",".join(hosts)
 
     @field_validator(
-        "topic_instances", "topic_label_requests", "topic_labels", "topic_training", "topic_dead_letter"
+        "topic_instances", "topic_label_requests", "topic_labels", "topic_training", "topic_dead_letter",
+        "topic_predictions",
     )
     @classmethod
-    def _check_topic(cls, value: str) -> str:
+    def _check_topic(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not _TOPIC_NAME.match(value) or value in (".", ".."):
             raise ValueError("must be a Kafka topic name: 1-249 characters of [A-Za-z0-9._-]")
         return value
@@ -233,8 +240,10 @@ class Settings(BaseSettings):
             self.topic_training,
             self.topic_dead_letter,
         ]
+        if self.topic_predictions is not None:
+            topics.append(self.topic_predictions)
         if len(set(topics)) != len(topics):
-            raise ValueError("the STREAMAL_TOPIC_* settings must name five different topics")
+            raise ValueError("the STREAMAL_TOPIC_* settings must name different topics")
         protocol = self.security_protocol or "PLAINTEXT"
         if protocol.startswith("SASL_") and self.sasl_mechanism is None:
             raise ValueError(f"STREAMAL_SASL_MECHANISM is required with STREAMAL_SECURITY_PROTOCOL={protocol}")

@@ -25,8 +25,8 @@ class Batch:
     instances: list[Unlabeled]
     k: int
     batch_id: str
-    #: The record of each instance (for a dead letter).
-    sources: list[Record]
+    #: The record of each instance (for a dead letter; None: an expired request asked again).
+    sources: list[Record | None]
 
 
 class PoolWindow:
@@ -48,7 +48,7 @@ class PoolWindow:
         self.seconds = seconds
         self.clock = clock
         self._instances: list[Unlabeled] = []
-        self._sources: list[Record] = []
+        self._sources: list[Record | None] = []
         self._started: float | None = None
         self._carry = 0.0
         self._batches = 0
@@ -62,7 +62,7 @@ class PoolWindow:
     def __len__(self) -> int:
         return len(self._instances)
 
-    def add(self, instances: list[Unlabeled], sources: list[Record]) -> None:
+    def add(self, instances: list[Unlabeled], sources: list[Record | None]) -> None:
         """Add instances and the records they came in."""
         if instances and self._started is None:
             self._started = self.clock()

@@ -74,6 +74,7 @@ def test_end_to_end_budget_contract_join_learn_commit_and_kcat_agrees(
     kcat = kcat_command(each_broker)
     settings = settings_for(bootstrap_servers=each_broker.bootstrap, partitions=PARTITIONS, budget=budget,
                             state_dir=tmp_path / "state", metrics_port=port)
+    settings = settings.model_copy(update={"topic_predictions": f"{settings.topic_instances}.predictions"})
     truth = {ident: (features, label) for ident, features, label in instances(dataset)}
 
     with ServiceThread(settings) as service:
@@ -106,6 +107,7 @@ def test_end_to_end_budget_contract_join_learn_commit_and_kcat_agrees(
     request_records = read_topic(settings, settings.topic_label_requests, at_least=int(requests_metric))
     label_records = read_topic(settings, settings.topic_labels, at_least=int(requests_metric))
     training_records = read_topic(settings, settings.topic_training, at_least=int(requests_metric))
+    prediction_records = read_topic(settings, settings.topic_predictions, at_least=n)
     assert read_topic(settings, settings.topic_dead_letter, idle_polls=1) == []
 
     assert len(instance_records) == n
@@ -118,6 +120,7 @@ def test_end_to_end_budget_contract_join_learn_commit_and_kcat_agrees(
     assert len(ids) == len(set(ids)) == requests_metric, "each instance is asked about at most once"
     assert abs(len(ids) - budget * n) <= 0.05 * budget * n + 2, f"{len(ids)} requests for {n} instances at {budget:.0%}"
     model_versions: dict[int, list[int]] = {}
+    request_of_id = {q["id"]: q for q in requests}
     for record, request in zip(request_records, requests):
         assert LABEL_REQUEST_FIELDS <= set(request), f"missing {LABEL_REQUEST_FIELDS - set(request)}"
         ident = request["id"]
@@ -138,6 +141,15 @@ def test_end_to_end_budget_contract_join_learn_commit_and_kcat_agrees(
         assert requested_at.utcoffset() == timezone.utc.utcoffset(None)
         model_versions.setdefault(record.partition, []).append(request["model_version"])
     assert all(v == sorted(v) for v in model_versions.values()), "model versions go back in time"
+
+    # ---- one prediction per instance (STREAMAL_TOPIC_PREDICTIONS), keyed and placed like it
+    predictions = values(prediction_records)
+    assert sorted(p["id"] for p in predictions) == sorted(instance_partition)
+    assert all(r.key.decode() == p["id"] and r.partition == instance_partition[p["id"]]
+               for r, p in zip(prediction_records, predictions))
+    assert {p["id"] for p in predictions if p["asked"]} == set(ids)
+    assert all(p["prediction"] == request_of_id[p["id"]]["prediction"] for p in predictions if p["asked"])
+    assert service.value("streamal_predictions_total") == n
 
     # ---- every answered label was joined, is on the training topic once, and was learned
     labels = values(label_records)

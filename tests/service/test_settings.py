@@ -185,7 +185,7 @@ BAD_VALUES = [
     ("STREAMAL_BOOTSTRAP_SERVERS", "k1:port", "STREAMAL_BOOTSTRAP_SERVERS has a bad port in 'k1:port'"),
     ("STREAMAL_TOPIC_LABELS", "my labels", "STREAMAL_TOPIC_LABELS must be a Kafka topic name"),
     ("STREAMAL_TOPIC_INSTANCES", "..", "STREAMAL_TOPIC_INSTANCES must be a Kafka topic name"),
-    ("STREAMAL_TOPIC_LABELS", "streamal.instances", "STREAMAL_TOPIC_* settings must name five different topics"),
+    ("STREAMAL_TOPIC_LABELS", "streamal.instances", "STREAMAL_TOPIC_* settings must name different topics"),
     ("STREAMAL_SECURITY_PROTOCOL", "TLS", "STREAMAL_SECURITY_PROTOCOL must be one of"),
     ("STREAMAL_SECURITY_PROTOCOL", "sasl_ssl", "STREAMAL_SASL_MECHANISM is required with STREAMAL_SECURITY_PROTOCOL=SASL_SSL"),
     ("STREAMAL_SASL_MECHANISM", "PLAIN", "STREAMAL_SASL_MECHANISM needs STREAMAL_SECURITY_PROTOCOL=SASL_PLAINTEXT or SASL_SSL"),

@@ -39,14 +39,17 @@ ADMIN_TIMEOUT_MS: Final = 10_000
 
 
 def topic_names(settings: Settings) -> list[str]:
-    """The five topics of streamal, instances first."""
-    return [
+    """The topics of streamal, instances first (the predictions topic last, when set)."""
+    names = [
         settings.topic_instances,
         settings.topic_label_requests,
         settings.topic_labels,
         settings.topic_training,
         settings.topic_dead_letter,
     ]
+    if settings.topic_predictions is not None:
+        names.append(settings.topic_predictions)
+    return names
 
 
 def client_config(settings: Settings) -> dict[str, Any]:

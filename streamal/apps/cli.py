@@ -257,6 +257,46 @@ def check(config_file: str | None, bootstrap_servers: str | None) -> None:
     click.echo("settings and topic layout OK")
 
 
+@main.command("export")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), callback=_output,
+              help="File to write the model to (a pickled River pipeline); its settings and training offsets go "
+                   "to PATH.json beside it.")
+@click.option("--state-dir", type=click.Path(path_type=Path),
+              help="The service's state directory.  [default: STREAMAL_STATE_DIR, ./state]")
+@click.option("--checkpoint", type=click.IntRange(1), metavar="SEQ",
+              help="Export checkpoint SEQ.  [default: the newest valid one]")
+@config_option
+def export_model(output: Path, state_dir: Path | None, checkpoint: int | None, config_file: str | None) -> None:
+    """Write the model of a checkpoint to a file a River user can load.
+
+    The file is the learner's feature step and River model as one River
+    pipeline, pickled: pickle.load it and call predict_one on an instance
+    (a dict of features, as the service receives them). Loading it needs
+    river and streamal installed, and runs code from the file: load only
+    exports you made yourself (see docs/export.md). The checkpoint's model
+    file is checked against its SHA-256 before anything is written.
+    """
+    from streamal.apps.export import export
+
+    defaulted = state_dir is None
+    if state_dir is None:
+        state_dir = _settings(config_file).state_dir
+    try:
+        done = export(state_dir, output, checkpoint)
+    except ParameterError as exc:
+        if defaulted and exc.parameter == "state_dir":
+            exc = ParameterError("state_dir", f"{exc.detail}; it is STREAMAL_STATE_DIR's, name another with --state-dir")
+        raise _one_line(exc) from None
+    for why in done.skipped:
+        click.echo(f"passed over a newer checkpoint: {why}", err=True)
+    side = done.sidecar
+    n = len(side["classes"])
+    classes = f", {n} class{'es' if n != 1 else ''}" if n else ""
+    click.echo(f"checkpoint {side['checkpoint']['seq']} of {state_dir} ({side['model_version']:,} examples "
+               f"learned{classes}) written to {done.model_path}, its settings and training offsets to "
+               f"{done.sidecar_path}")
+
+
 def _dataset(source: str, target: str | None, limit: int | None, seed: int, task: str | None):  # type: ignore[no-untyped-def]
     from streamal.apps.datasets import DataError, load
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from river import feature_extraction
+from river import base, feature_extraction
 
 
 def _other_number(v: Any) -> float | None:
@@ -27,7 +27,7 @@ def _other_number(v: Any) -> float | None:
     return None
 
 
-class Featurizer:
+class Featurizer(base.Transformer):
     """Numbers, categories and free text, as one numeric dict.
 
     - numbers (and booleans, as 0/1) are kept, standardised with a running
@@ -37,6 +37,9 @@ class Featurizer:
     - features named in ``text_features`` are free text, turned into
       TF-IDF weights (River's ``feature_extraction.TFIDF``) of
       ``name:token``, with document frequencies learned from every instance.
+
+    A River transformer: ``featurizer | model`` is a River pipeline (what
+    ``streamal export`` writes).
 
     Non-finite numbers and ``None`` are dropped (a missing value). Numbers of
     other types (numpy scalars, ``Fraction``) count as the float they convert

@@ -11,7 +11,7 @@ from functools import partial
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
-from river import drift
+from river import compose, drift
 
 from streamal.core import batch
 from streamal.core.budget import BudgetManager, budget_managers
@@ -279,6 +279,16 @@ class ActiveLearner:
     def knows_class(self, y: Hashable) -> bool:
         """Whether ``y`` was learned as a class already."""
         return y in self._classes
+
+    def pipeline(self) -> compose.Pipeline:
+        """A copy of the feature step and the River model, as one River pipeline.
+
+        Its ``predict_one`` and ``predict_proba_one`` on a raw instance give
+        this learner's; it shares no state with the learner (what
+        ``streamal export`` writes).
+        """
+        features, model = copy.deepcopy((self._features, self._model))
+        return compose.Pipeline(features, model)
 
     # -- prediction ------------------------------------------------------
     def predict_proba_one(self, x: Mapping[str, Any]) -> dict[Hashable, float]:

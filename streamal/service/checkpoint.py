@@ -75,21 +75,53 @@ def save(state_dir: Path, checkpoint: Checkpoint, keep: int = 3) -> Path:
     return meta_path
 
 
-def load_latest(state_dir: Path) -> Checkpoint | None:
-    """The newest valid checkpoint in ``state_dir``, or ``None``."""
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, and why (``load`` raises it; ``load_latest`` skips such ones)."""
+
+
+def sequence_numbers(state_dir: Path) -> list[int]:
+    """The sequence numbers of the checkpoints in ``state_dir``, oldest first, valid or not."""
     if not state_dir.is_dir():
-        return None
-    for meta_path in sorted(state_dir.glob("checkpoint-*.json"), reverse=True):
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("format", 1) != STATE_FORMAT:
-                continue
-            model_bytes = (state_dir / meta["model_file"]).read_bytes()
-            if hashlib.sha256(model_bytes).hexdigest() != meta["model_sha256"]:
-                continue
-            learner = pickle.loads(model_bytes)  # noqa: S301 — our own file, hash-checked
-        except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError):
-            continue
+        return []
+    seqs = []
+    for meta_path in state_dir.glob("checkpoint-*.json"):
+        number = meta_path.stem.removeprefix("checkpoint-")
+        if number.isdigit():
+            seqs.append(int(number))
+    return sorted(seqs)
+
+
+def load(state_dir: Path, seq: int) -> Checkpoint:
+    """Checkpoint ``seq`` of ``state_dir``, its model hash-checked; :class:`CheckpointError` says why not."""
+    meta_path = state_dir / f"checkpoint-{seq:012d}.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format", 1) != STATE_FORMAT:
+            raise CheckpointError(f"checkpoint {seq} is of state format {meta.get('format', 1)}, and this streamal "
+                                  f"reads format {STATE_FORMAT}")
+        model_path = state_dir / meta["model_file"]
+        model_bytes = model_path.read_bytes()
+        if hashlib.sha256(model_bytes).hexdigest() != meta["model_sha256"]:
+            raise CheckpointError(f"{model_path.name} does not match the SHA-256 recorded in {meta_path.name}: "
+                                  "it changed after it was written")
+        learner = pickle.loads(model_bytes)  # noqa: S301 — our own file, hash-checked
         positions = {t: {int(p): int(o) for p, o in ps.items()} for t, ps in meta.get("positions", {}).items()}
         return Checkpoint(meta["seq"], learner, positions, meta.get("pending", {}), meta.get("extra", {}))
+    except FileNotFoundError as exc:
+        if exc.filename == str(meta_path):
+            raise CheckpointError(f"there is no checkpoint {seq} ({meta_path.name})") from None
+        raise CheckpointError(f"the model file of checkpoint {seq} is missing ({Path(exc.filename).name})") from None
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"checkpoint {seq} cannot be read: {type(exc).__name__}: {exc}") from None
+
+
+def load_latest(state_dir: Path) -> Checkpoint | None:
+    """The newest valid checkpoint in ``state_dir``, or ``None``."""
+    for seq in reversed(sequence_numbers(state_dir)):
+        try:
+            return load(state_dir, seq)
+        except CheckpointError:
+            continue
     return None

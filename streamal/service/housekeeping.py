@@ -28,11 +28,13 @@ class Housekeeping:
         self.instance_partitions = instance_partitions
         #: Annotator capacity (STREAMAL_LABELS_PER_HOUR): the budget follows it.
         self.capacity = capacity
+        metrics.capacity.set(capacity.labels_per_hour if capacity is not None else 0.0)
         self.lag_every_s = lag_every_s
         self.checkpoint_every_s = checkpoint_every_s
         self._last_lag = 0.0
         self._lag_labels: set[Partition] = set()
         self._drifts_seen = 0
+        self._evicted_seen = 0
         self.last_checkpoint = clock()
 
     def share(self, assigned: set[Partition]) -> float:
@@ -45,9 +47,11 @@ class Housekeeping:
     def tick(self, learner: ActiveLearner, pending: PendingRequests, group: Any, decided: int) -> bool:
         """One round after a step that decided ``decided`` instances; True when a checkpoint is due."""
         now = self.clock()
+        share = self.share(group.assignment())
+        self.metrics.capacity_share.set(share)
         if self.capacity is not None:
             self.capacity.observe(decided, now)
-            budget = self.capacity.budget(len(pending), now, self.share(group.assignment()))
+            budget = self.capacity.budget(len(pending), now, share)
             if abs(budget - learner.budget_in_force) > 1e-9:
                 learner.set_budget(budget)
         self.metrics.budget.set(learner.budget_in_force)
@@ -58,6 +62,9 @@ class Housekeeping:
         if now - self._last_lag >= self.lag_every_s:
             self._update_lag(group)
             self._last_lag = now
+        if pending.evicted > self._evicted_seen:
+            self.metrics.pending_evicted.inc(pending.evicted - self._evicted_seen)
+            self._evicted_seen = pending.evicted
         self.metrics.pending.set(len(pending))
         self.metrics.pending_oldest.set(pending.oldest_age(now))
         return now - self.last_checkpoint >= self.checkpoint_every_s

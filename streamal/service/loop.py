@@ -48,6 +48,7 @@ from streamal.service.join import Joined, join_label
 from streamal.service.codec import label_request, prediction_record, read_instance
 from streamal.service.messages import Label, dead_letter, encode, parse_label, rfc3339
 from streamal.service.metrics import Metrics
+from streamal.service.partitioning import partition_for_key
 from streamal.service.pending import PendingRequests
 from streamal.service.records import Delivered, Partition, Record
 from streamal.service.window import PoolWindow, Unlabeled
@@ -323,12 +324,22 @@ class Service:
         expired = self.pending.expire(self.clock())
         if not expired:
             return []
-        self.metrics.labels.labels("expired").inc(len(expired))
+        self.metrics.labels.labels("expired").inc(len(expired))  # the group's requests, as every replica sees them
         if not self.config.reask_expired:
             return []
-        again = [(request_id, request.features) for request_id, request in expired if not request.reasked]
+        owned = self._owner()  # every replica expires the group's requests; only the owner asks again
+        again = [(request_id, request.features) for request_id, request in expired
+                 if not request.reasked and owned(request_id)]
         self._reasking.update(request_id for request_id, _ in again)
         return again
+
+    def _owner(self) -> Callable[[str], bool]:
+        """Whether this replica holds the instances partition of an id (the one that asked about it)."""
+        n, topic = self.config.instance_partitions, self.config.topic_instances
+        if not n:
+            return lambda request_id: True
+        mine = {p for t, p in self.group.assignment() if t == topic}
+        return lambda request_id: partition_for_key(request_id, n) in mine
 
     def _skip(self, instance_id: str, reason: str) -> None:
         self.metrics.skipped.labels(reason).inc()

@@ -53,7 +53,19 @@ class Metrics:
         self.label_rate = Gauge(
             "streamal_label_rate_ratio", "Realised label rate of this replica (fraction of instances).", registry=r
         )
+        self.capacity = Gauge(
+            "streamal_capacity_labels_per_hour", "Annotator capacity of the whole group in labels per hour "
+            "(STREAMAL_LABELS_PER_HOUR); 0 when unset.", registry=r,
+        )
+        self.capacity_share = Gauge(
+            "streamal_capacity_share_ratio", "This replica's share of the group's capacity: its share of the "
+            "instances topic's partitions.", registry=r,
+        )
         self.pending = Gauge("streamal_pending_requests", "Outstanding label requests.", registry=r)
+        self.pending_evicted = Counter(
+            "streamal_pending_evicted", "Pending label requests dropped unanswered because STREAMAL_PENDING_MAX "
+            "was reached (a later label for one is orphaned).", registry=r,
+        )
         self.pending_oldest = Gauge(
             "streamal_pending_oldest_age_seconds", "Age of the oldest outstanding label request.", registry=r
         )

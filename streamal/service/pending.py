@@ -58,6 +58,13 @@ class PendingRequests:
     >>> [request_id for request_id, _ in p.expire(now=100.0)], len(p)
     (['c'], 0)
 
+    A dropped request read back from the log is not taken again; a later
+    request for the same id (asked again) is:
+
+    >>> p.add("a", {"x": 0}, 0.0, "t0"), p.add("a", {"x": 0}, 200.0, "t200")
+    (False, True)
+
+
     """
 
     def __init__(self, max_count: int = 100_000, max_age_s: float = 86_400.0) -> None:
@@ -67,8 +74,12 @@ class PendingRequests:
             raise ValueError(f"max_age_s must be > 0, got {max_age_s}")
         self.max_count = max_count
         self.max_age_s = max_age_s
+        #: How many joined and dropped ids are remembered (a small pending bound must not forget them at once).
+        self.remembered = max(max_count, 10_000)
         self._requests: OrderedDict[str, Request] = OrderedDict()
         self._joined: OrderedDict[str, None] = OrderedDict()
+        #: Ids of requests evicted or expired → when they had been asked (bounded like the joined ids).
+        self._dropped: OrderedDict[str, float] = OrderedDict()
         #: Requests dropped because the map was full / too old (a label for them is orphaned).
         self.evicted = 0
         self.expired = 0
@@ -84,14 +95,24 @@ class PendingRequests:
 
     def add(self, request_id: str, features: Mapping[str, Any], requested_at: float, requested_at_text: str,
             *, reasked: bool = False) -> bool:
-        """Record a request; False if it was known (asked again, or already joined)."""
+        """Record a request; False if it was known (pending, joined, or dropped and this is not a later ask)."""
         if request_id in self._requests or request_id in self._joined:
             return False
+        dropped_at = self._dropped.get(request_id)
+        if dropped_at is not None:
+            if requested_at < dropped_at + 1.0:  # the same request (its time read back at millisecond precision)
+                return False
+            del self._dropped[request_id]
         self._requests[request_id] = Request(_json(features), requested_at, requested_at_text, reasked)
         while len(self._requests) > self.max_count:
-            self._requests.popitem(last=False)
+            self._drop(*self._requests.popitem(last=False))
             self.evicted += 1
         return True
+
+    def _drop(self, request_id: str, request: Request) -> None:
+        self._dropped[request_id] = request.requested_at
+        while len(self._dropped) > self.remembered:
+            self._dropped.popitem(last=False)
 
     def join(self, request_id: str) -> Request | None:
         """Take the request a label answers, or ``None`` if there is none."""
@@ -105,7 +126,7 @@ class PendingRequests:
         self._requests.pop(request_id, None)
         self._joined[request_id] = None
         self._joined.move_to_end(request_id)
-        while len(self._joined) > self.max_count:
+        while len(self._joined) > self.remembered:
             self._joined.popitem(last=False)
 
     def was_joined(self, request_id: str) -> bool:
@@ -127,6 +148,7 @@ class PendingRequests:
             if request.requested_at >= cutoff:
                 break
             del self._requests[request_id]
+            self._drop(request_id, request)
             dropped.append((request_id, request))
         self.expired += len(dropped)
         return dropped
@@ -145,6 +167,7 @@ class PendingRequests:
                 for k, r in self._requests.items()
             ],
             "joined": list(self._joined),
+            "dropped": list(self._dropped.items()),
             "evicted": self.evicted,
             "expired": self.expired,
         }
@@ -155,5 +178,6 @@ class PendingRequests:
             for k, f, t, s, *rest in state.get("requests", [])  # no 5th item: written before re-asks existed
         )
         self._joined = OrderedDict((k, None) for k in state.get("joined", []))
+        self._dropped = OrderedDict((k, float(t)) for k, t in state.get("dropped", []))
         self.evicted = int(state.get("evicted", 0))
         self.expired = int(state.get("expired", 0))

@@ -83,8 +83,63 @@ def test_dockerfile_is_multistage_pinned_non_root_with_healthcheck():
     assert not re.search(r"(PASSWORD|SECRET|TOKEN)\s*=", text, flags=re.I)
 
 
+def dashboard() -> dict:
+    return json.loads((DEPLOY / "grafana/dashboards/streamal.json").read_text())
+
+
+def panels(board: dict) -> list[tuple[str | None, dict]]:
+    """``(row title, panel)`` of every panel that is not a row, top to bottom (a collapsed row holds its own)."""
+    out, row = [], None
+    for panel in sorted(board["panels"], key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"])):
+        if panel["type"] == "row":
+            row = panel["title"]
+            out += [(row, p) for p in panel.get("panels", [])]
+        else:
+            out.append((row, panel))
+    return out
+
+
 def test_dashboard_panels_have_queries():
-    dashboard = json.loads((DEPLOY / "grafana/dashboards/streamal.json").read_text())
-    assert dashboard["uid"] == "streamal"
-    for panel in dashboard["panels"]:
+    board = dashboard()
+    assert board["uid"] == "streamal"
+    for _, panel in panels(board):
         assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+
+
+def test_dashboard_panels_have_unique_ids_and_do_not_overlap():
+    board = dashboard()
+    every = board["panels"] + [p for row in board["panels"] for p in row.get("panels", [])]
+    ids = [p["id"] for p in every]
+    assert len(ids) == len(set(ids)), ids
+    cells: dict[tuple[int, int], str] = {}
+    for panel in board["panels"]:
+        g = panel["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, panel["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{panel['title']!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = panel["title"]
+
+
+def test_capacity_row_shows_budget_backlog_delay_expiry_and_reasking():
+    exprs = " ".join(t["expr"] for row, panel in panels(dashboard()) if row == "Capacity" for t in panel["targets"])
+    for wanted in ("streamal_budget_ratio", "streamal_instances_total", "streamal_label_requests_total",
+                   "streamal_pending_requests", "streamal_pending_oldest_age_seconds",
+                   "streamal_label_delay_seconds_bucket", 'streamal_labels_total{outcome="expired"}',
+                   "streamal_requests_reasked_total"):
+        assert wanted in exprs, wanted
+    # Labels per hour: the budget in force times the instance rate, and the requests themselves.
+    assert "streamal_budget_ratio * rate(streamal_instances_total" in exprs
+    assert re.search(r"rate\(streamal_label_requests_total\[\w+\]\)\) \* 3600", exprs)
+
+
+def test_dashboard_and_alerts_query_only_metrics_the_service_exposes():
+    from streamal.service.metrics import Metrics
+
+    families = {f.name: f.type for f in Metrics().registry.collect()}
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+    scraped = {name + s for name, kind in families.items() for s in suffixes[kind]}
+    exprs = [t["expr"] for _, panel in panels(dashboard()) for t in panel["targets"]]
+    exprs += [r["expr"] for r in yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())["groups"][0]["rules"]]
+    used = {name for expr in exprs for name in re.findall(r"\bstreamal_[a-z0-9_]+", expr)}
+    assert used - scraped == set(), "queried but not exposed by Metrics()"

@@ -167,3 +167,35 @@ def test_at_a_full_budget_every_expired_request_is_asked_again_exactly_once(tmp_
     assert set(requests_by_id(broker).values()) == {2}
     assert value(service.metrics, "streamal_requests_reasked_total") == 100
     assert value(service.metrics, "streamal_labels_total", outcome="expired") == 200
+
+
+def test_with_two_replicas_only_the_owner_of_an_instance_asks_again(tmp_path):
+    clock = Clock()
+    broker = MemoryBroker()
+    replicas = [
+        make(tmp_path / f"r{p}", broker=broker, member=[p], clock=clock, pending_max_age_s=60.0,
+             reask_expired=True, instance_partitions=2, learner=lambda: ActiveLearner(budget=1.0, seed=0))[1]
+        for p in (0, 1)
+    ]
+    produce_instances(broker, 100)
+    for _ in range(3):
+        for r in replicas:
+            drain(r, 5)
+    assert len(requests_by_id(broker)) == 100
+    assert all(len(r.pending) == 100 for r in replicas)  # each knows the group's requests
+    clock.now += 61
+    for _ in range(3):
+        for r in replicas:
+            drain(r, 2)
+    assert set(requests_by_id(broker).values()) == {2}  # asked again once, not once per replica
+    assert sum(value(r.metrics, "streamal_requests_reasked_total") for r in replicas) == 100
+    assert [value(r.metrics, "streamal_capacity_share_ratio") for r in replicas] == [0.5, 0.5]
+
+
+def test_requests_dropped_at_the_pending_bound_are_counted(tmp_path):
+    broker, service = make(tmp_path, pending_max=10)
+    produce_instances(broker, 500)
+    drain(service)
+    asked = len(requests_by_id(broker))
+    assert asked > 10 and len(service.pending) == 10
+    assert value(service.metrics, "streamal_pending_evicted_total") == asked - 10

@@ -12,6 +12,8 @@ heap, stopped by its pid::
         settings = load_settings(bootstrap_servers=kafka.bootstrap)
     with ApacheKafkaCluster(3) as cluster:  # replication factor 3, min.insync.replicas=2
         cluster.nodes[cluster.leader("topic", 0)].kill()
+    with ApacheKafka(listeners=["SASL_SSL"], scram={"alice": "secret"}, config=tls) as kafka:
+        kafka.bootstrap_for("SASL_SSL")  # beside the PLAINTEXT listener the tooling uses
 
 Every process is also killed, and its folder removed, when the object is
 garbage-collected or the interpreter exits, and (Linux) when the process that
@@ -33,7 +35,7 @@ import tempfile
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
@@ -54,6 +56,11 @@ START_TIMEOUT_S: Final = 90.0
 #: SIGTERM makes a node shut down cleanly (controlled shutdown, logs flushed): a
 #: second or two for one node; after this grace, SIGKILL.
 STOP_GRACE_S: Final = 15.0
+#: Extra listeners a node may have beside PLAINTEXT (the tooling's) and CONTROLLER; each is
+#: named after its security protocol.
+EXTRA_LISTENERS: Final = ("SSL", "SASL_SSL", "SASL_PLAINTEXT")
+#: The SASL mechanisms a SASL listener enables, each with credentials for every ``scram`` user.
+SCRAM_MECHANISMS: Final = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 #: How long one readiness probe (TCP connect, then a metadata request) may take.
 _PROBE_TIMEOUT_S: Final = 2.0
 _PORT_ATTEMPTS: Final = 3
@@ -186,17 +193,25 @@ class _Reaper:
 class KafkaNode:
     """One combined-mode (broker and controller) KRaft node: its config, data, log and process."""
 
-    def __init__(self, node_id: int, folder: Path, reaper: _Reaper) -> None:
+    def __init__(self, node_id: int, folder: Path, reaper: _Reaper, listeners: Sequence[str] = ()) -> None:
         self.node_id = node_id
         self.folder = folder
         self.broker_port = _free_port()
         self.controller_port = _free_port()
+        #: Port of each extra listener (``listeners``, named after their security protocol).
+        self.listener_ports = {name: _free_port() for name in listeners}
         self.process: subprocess.Popen[bytes] | None = None
         self._reaper = reaper
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.broker_port}"
+
+    def bootstrap_for(self, listener: str) -> str:
+        """``host:port`` of the extra listener ``listener`` (``"SASL_SSL"``, ``"SSL"``, …)."""
+        if listener == "PLAINTEXT":
+            return self.bootstrap
+        return f"127.0.0.1:{self.listener_ports[listener]}"
 
     @property
     def voter(self) -> str:
@@ -220,10 +235,11 @@ class KafkaNode:
     def configure(self, settings: Mapping[str, str]) -> None:
         """Write ``server.properties`` (this node's listeners and folders plus ``settings``) and the log config."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        extra = "".join(f",{name}://{self.bootstrap_for(name)}" for name in self.listener_ports)
         own = {
             "node.id": str(self.node_id),
-            "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
+            "listeners": f"PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{self.controller_port}{extra}",
+            "advertised.listeners": f"PLAINTEXT://{self.bootstrap}{extra}",
             "log.dirs": str(self.folder / "data"),
         }
         lines = [f"{key}={value}" for key, value in {**settings, **own}.items()]
@@ -243,10 +259,11 @@ class KafkaNode:
         self._reaper.processes.append(process)
         return process
 
-    def format_storage(self, classpath: str, cluster_id: str) -> subprocess.Popen[bytes]:
-        """Start ``kafka.tools.StorageTool format`` on this node's data folder (the caller waits)."""
+    def format_storage(self, classpath: str, cluster_id: str, *options: str) -> subprocess.Popen[bytes]:
+        """Start ``kafka.tools.StorageTool format`` on this node's data folder (the caller waits);
+        ``options`` are passed on (``--add-scram …``)."""
         return self._spawn(self._java(classpath, "kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
-                                      "--config", str(self.folder / "server.properties")))
+                                      "--config", str(self.folder / "server.properties"), *options))
 
     def launch(self, classpath: str) -> None:
         """Start ``kafka.Kafka server.properties`` (it is ready later: see the cluster's wait)."""
@@ -290,13 +307,28 @@ class ApacheKafkaCluster:
     for new topics and internal topics, ``min.insync.replicas=2``, so one node
     may be down while ``acks=all`` writes go on. ``config`` adds or overrides
     broker settings.
+
+    ``listeners`` adds listeners beside PLAINTEXT (which the tooling and the
+    brokers among themselves keep using), each named after its security
+    protocol (:data:`EXTRA_LISTENERS`), on a port of its own:
+    :meth:`bootstrap_for` gives their addresses. TLS listeners need the
+    keystore settings in ``config`` (``tests/integration/tls.py`` makes them).
+    A SASL listener enables :data:`SCRAM_MECHANISMS`; ``scram`` maps user names
+    to passwords, written as SCRAM credentials of every mechanism into the
+    cluster metadata when the storage is formatted.
     """
 
     def __init__(self, n: int = 3, *, config: Mapping[str, str] | None = None,
-                 start_timeout_s: float = START_TIMEOUT_S) -> None:
+                 start_timeout_s: float = START_TIMEOUT_S, listeners: Sequence[str] = (),
+                 scram: Mapping[str, str] | None = None) -> None:
         if n < 1:
             raise ValueError("a cluster needs at least one node")
+        unknown = [name for name in listeners if name not in EXTRA_LISTENERS]
+        if unknown:
+            raise ValueError(f"unknown listeners {unknown}: choose among {EXTRA_LISTENERS}")
         self.n = n
+        self.listeners = tuple(dict.fromkeys(listeners))
+        self.scram = dict(scram or {})
         self.config = dict(config or {})
         self.start_timeout_s = start_timeout_s
         self.cluster_id = _new_cluster_id()
@@ -345,8 +377,33 @@ class ApacheKafkaCluster:
             "broker.heartbeat.interval.ms": "1000",
             # group.min.session.timeout.ms stays at Kafka's 6 s (the tests' session timeout).
         }
+        settings.update(self._listener_settings())
         settings.update(self.config)
         return settings
+
+    def _listener_settings(self) -> dict[str, str]:
+        """The extra listeners' protocols and, for SASL ones, SCRAM with the broker's JAAS login."""
+        if not self.listeners:
+            return {}
+        extra = "".join(f",{name}:{name}" for name in self.listeners)
+        settings = {"listener.security.protocol.map": f"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{extra}"}
+        sasl = [name for name in self.listeners if name.startswith("SASL_")]
+        if sasl:
+            settings["sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+            for name in sasl:  # the server side of SCRAM needs a login module, without credentials
+                for mechanism in SCRAM_MECHANISMS:
+                    settings[f"listener.name.{name.lower()}.{mechanism.lower()}.sasl.jaas.config"] = (
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                    )
+        return settings
+
+    def _format_options(self) -> list[str]:
+        """``--add-scram`` for every user and mechanism of ``scram``."""
+        options = []
+        for user, password in self.scram.items():
+            for mechanism in SCRAM_MECHANISMS:
+                options += ["--add-scram", f'{mechanism}=[name={user},password="{password}"]']
+        return options
 
     # ---- start and stop
 
@@ -361,7 +418,8 @@ class ApacheKafkaCluster:
             self.folder = Path(tempfile.mkdtemp(prefix="streamal-kafka-"))
             self._reaper = _Reaper(self.folder)
             self._finalizer = weakref.finalize(self, self._reaper)
-            self.nodes = [KafkaNode(i, self.folder / f"node-{i}", self._reaper) for i in range(self.n)]
+            self.nodes = [KafkaNode(i, self.folder / f"node-{i}", self._reaper, self.listeners)
+                          for i in range(self.n)]
             try:
                 self._format_and_launch()
                 self.wait_ready(started + self.start_timeout_s)
@@ -381,7 +439,9 @@ class ApacheKafkaCluster:
         settings = self.settings()
         for node in self.nodes:
             node.configure(settings)
-        formats = [node.format_storage(self._classpath, self.cluster_id) for node in self.nodes]  # in parallel
+        options = self._format_options()
+        formats = [node.format_storage(self._classpath, self.cluster_id, *options)  # in parallel
+                   for node in self.nodes]
         for node, process in zip(self.nodes, formats, strict=True):
             if process.wait(timeout=self.start_timeout_s) != 0:
                 raise KafkaStartError(f"formatting node {node.node_id} failed:\n{node.log_tail()}")
@@ -416,7 +476,8 @@ class ApacheKafkaCluster:
     def _answers(self, node: KafkaNode) -> bool:
         """Whether ``node`` answers a metadata request itself, reporting itself an unfenced broker here."""
         try:  # a refused TCP connection is the cheap answer while the JVM starts
-            socket.create_connection(("127.0.0.1", node.broker_port), timeout=_PROBE_TIMEOUT_S).close()
+            for port in (node.broker_port, *node.listener_ports.values()):
+                socket.create_connection(("127.0.0.1", port), timeout=_PROBE_TIMEOUT_S).close()
         except OSError:
             return False
         info = self._describe_cluster(node.bootstrap)
@@ -459,6 +520,14 @@ class ApacheKafkaCluster:
         if not self.nodes:
             raise KafkaStartError("Apache Kafka is not started")
         return ",".join(node.bootstrap for node in self.nodes)
+
+    def bootstrap_for(self, listener: str) -> str:
+        """Every node's ``host:port`` on the extra listener ``listener`` (``"SASL_SSL"``, …), comma-separated."""
+        if not self.nodes:
+            raise KafkaStartError("Apache Kafka is not started")
+        if listener != "PLAINTEXT" and listener not in self.listeners:
+            raise KeyError(f"no {listener} listener: this cluster has {('PLAINTEXT', *self.listeners)}")
+        return ",".join(node.bootstrap_for(listener) for node in self.nodes)
 
     def restart(self, node_id: int, *, kill: bool = False) -> None:
         """Stop node ``node_id`` (SIGTERM, or SIGKILL with ``kill``) if it runs, start it again on
@@ -512,8 +581,9 @@ class ApacheKafka(ApacheKafkaCluster):
     logs and ports survive a stop, so :meth:`restart` brings the same broker back.
     """
 
-    def __init__(self, *, config: Mapping[str, str] | None = None, start_timeout_s: float = START_TIMEOUT_S) -> None:
-        super().__init__(1, config=config, start_timeout_s=start_timeout_s)
+    def __init__(self, *, config: Mapping[str, str] | None = None, start_timeout_s: float = START_TIMEOUT_S,
+                 listeners: Sequence[str] = (), scram: Mapping[str, str] | None = None) -> None:
+        super().__init__(1, config=config, start_timeout_s=start_timeout_s, listeners=listeners, scram=scram)
 
     @property
     def node(self) -> KafkaNode:

@@ -12,6 +12,7 @@ __all__ = [
     "CommitError",
     "DeliveryError",
     "InvalidMessage",
+    "KafkaAccessError",
     "KafkaAdapterError",
     "SettingsError",
     "StreamalError",
@@ -63,6 +64,12 @@ class KafkaAdapterError(StreamalError):
         self.topic = topic
         self.partition = partition
         self.offset = offset
+
+
+class KafkaAccessError(KafkaAdapterError):
+    """The broker answers but refuses this client: authentication failed, or TLS could not be
+    established (an untrusted certificate, a handshake that failed). Retrying does not help;
+    the message names the cause and the settings to look at, never a secret."""
 
 
 class DeliveryError(KafkaAdapterError):

@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
 from streamal.service.errors import KafkaAdapterError, TopicLayoutError
+from streamal.service.kafka.access import check_access
 from streamal.service.kafka.configuration import ADMIN_TIMEOUT_MS, CLIENT_ID, client_config, connect, topic_names
 from streamal.service.settings import Settings
 
@@ -20,13 +21,19 @@ def _admin(settings: Settings) -> KafkaAdminClient:
 
 
 def broker_answers(bootstrap: str, timeout_s: float = 2.0, **security: Any) -> bool:
-    """Whether a Kafka-protocol broker at ``bootstrap`` answers a metadata request."""
+    """Whether a Kafka-protocol broker at ``bootstrap`` answers a metadata request.
+
+    Raises :class:`~streamal.service.errors.KafkaAccessError` if it answers but
+    refuses the ``security`` settings (authentication, TLS).
+    """
     return cluster_id(bootstrap, timeout_s, **security) is not None
 
 
 def cluster_id(bootstrap: str, timeout_s: float = 2.0, **security: Any) -> str | None:
-    """The cluster id the broker at ``bootstrap`` reports, ``None`` if it does not answer."""
+    """The cluster id the broker at ``bootstrap`` reports, ``None`` if it does not answer;
+    :class:`~streamal.service.errors.KafkaAccessError` if it refuses the ``security`` settings."""
     ms = max(1, int(timeout_s * 1000))
+    check_access({"bootstrap_servers": bootstrap.split(","), **security})  # its own, longer bound
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap.split(","),

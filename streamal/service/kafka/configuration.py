@@ -8,6 +8,7 @@ from typing import Any, Final, Self
 import kafka.errors
 
 from streamal.service.errors import KafkaAdapterError
+from streamal.service.kafka.access import check_access
 from streamal.service.settings import Settings
 
 CLIENT_ID: Final = "streamal"
@@ -98,6 +99,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 
 def connect(client_class: type, config: dict[str, Any]) -> Any:
+    check_access(config)
     try:
         return client_class(**config)
     except kafka.errors.KafkaError as exc:

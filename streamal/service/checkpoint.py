@@ -54,7 +54,7 @@ def save(state_dir: Path, checkpoint: Checkpoint, keep: int = 3) -> Path:
     """Write ``checkpoint`` atomically; returns the metadata file."""
     state_dir.mkdir(parents=True, exist_ok=True)
     model_bytes = pickle.dumps(checkpoint.learner, protocol=pickle.HIGHEST_PROTOCOL)
-    model_path = state_dir / f"model-{checkpoint.seq:012d}.bin"
+    model_path = _model_path(state_dir, checkpoint.seq)
     _atomic_write(model_path, model_bytes)
     meta = {
         "seq": checkpoint.seq,
@@ -67,12 +67,16 @@ def save(state_dir: Path, checkpoint: Checkpoint, keep: int = 3) -> Path:
     }
     meta_path = state_dir / f"checkpoint-{checkpoint.seq:012d}.json"
     _atomic_write(meta_path, json.dumps(meta).encode())
-    for old in sorted(state_dir.glob("checkpoint-*.json"))[:-keep]:
-        old_model = state_dir / json.loads(old.read_text()).get("model_file", "")
-        old.unlink(missing_ok=True)
-        if old_model.name:
-            old_model.unlink(missing_ok=True)
+    for seq in sequence_numbers(state_dir)[:-keep]:
+        (state_dir / f"checkpoint-{seq:012d}.json").unlink(missing_ok=True)
+        _model_path(state_dir, seq).unlink(missing_ok=True)
     return meta_path
+
+
+def _model_path(state_dir: Path, seq: int) -> Path:
+    """Where checkpoint ``seq`` keeps its model: named from the number, never from the metadata's
+    text, so a checkpoint file can make streamal read or delete nothing outside the state directory."""
+    return state_dir / f"model-{seq:012d}.bin"
 
 
 class CheckpointError(ValueError):
@@ -99,7 +103,7 @@ def load(state_dir: Path, seq: int) -> Checkpoint:
         if meta.get("format", 1) != STATE_FORMAT:
             raise CheckpointError(f"checkpoint {seq} is of state format {meta.get('format', 1)}, and this streamal "
                                   f"reads format {STATE_FORMAT}")
-        model_path = state_dir / meta["model_file"]
+        model_path = _model_path(state_dir, seq)
         model_bytes = model_path.read_bytes()
         if hashlib.sha256(model_bytes).hexdigest() != meta["model_sha256"]:
             raise CheckpointError(f"{model_path.name} does not match the SHA-256 recorded in {meta_path.name}: "

@@ -55,6 +55,9 @@ from streamal.service.window import PoolWindow, Unlabeled
 
 log = logging.getLogger("streamal.service")
 
+#: The first millisecond of the year 10000: a record timestamp from then on is no time RFC 3339 can write.
+LAST_WRITABLE_MS = 253_402_300_800_000
+
 #: What a River model raises on valid but extreme numbers (e.g. squaring 1e200 in a Gaussian leaf).
 UNSCORABLE = (ArithmeticError, ValueError)
 
@@ -358,7 +361,8 @@ class Service:
                 return
             if not isinstance(label.label, str):  # 1 and "1" are the one class "1" of the list
                 label = label.model_copy(update={"label": str(label.label)})
-        labeled_at = record.timestamp / 1000.0 if record.timestamp and record.timestamp > 0 else self.clock()
+        ts = record.timestamp  # a producer may set any int64: only one RFC 3339 can write is taken
+        labeled_at = ts / 1000.0 if ts and 0 < ts < LAST_WRITABLE_MS else self.clock()
         joined = join_label(label, self.pending, labeled_at, None if self._caught_up else self._catch_up)
         if not isinstance(joined, Joined):
             self.metrics.labels.labels(joined).inc()

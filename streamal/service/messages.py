@@ -22,12 +22,14 @@ on the (shared, 2-core) development machine with pydantic 2.14, of which
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, TypeVar, Union
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -104,10 +106,28 @@ def rfc3339(moment: float | datetime) -> str:
     return when.isoformat(timespec=digits).replace("+00:00", "Z")
 
 
+_RFC3339_START: Final = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d")
+
+
 def _only_text(value: Any) -> Any:
-    """Accept a timestamp only as an RFC 3339 string (or a datetime built in Python)."""
+    """Accept a timestamp only as an RFC 3339 string (or a datetime built in Python).
+
+    pydantic alone would also take a number, or a string of one (``"1700000000"``), as epoch seconds.
+    """
     if isinstance(value, (int, float)):
         raise ValueError("must be an RFC 3339 string, not a number")
+    if isinstance(value, str) and not _RFC3339_START.match(value):
+        raise ValueError("must be an RFC 3339 string, such as 2026-11-24T12:00:00Z")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    """Refuse a moment that epoch seconds in UTC cannot hold (before year 1 or after 9999 once the offset
+    is applied, e.g. ``9999-12-31T23:59:59-23:59``): it could be read, but not written again."""
+    try:
+        datetime.fromtimestamp(value.timestamp(), UTC)
+    except (OverflowError, ValueError, OSError):
+        raise ValueError("must lie in the years 1 to 9999 in UTC") from None
     return value
 
 
@@ -130,7 +150,9 @@ LabelValue = Annotated[
     Field(union_mode="left_to_right"),
 ]
 InstanceId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_only_text), PlainSerializer(rfc3339, when_used="json")]
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_only_text), AfterValidator(_in_range), PlainSerializer(rfc3339, when_used="json")
+]
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
@@ -274,9 +296,8 @@ def _invalid(error: ValidationError, data: dict[str, Any]) -> InvalidMessage:
         )
     if field == "features":
         if len(err["loc"]) == 1:
-            return InvalidMessage(
-                "bad_features", f"'features' must be an object, got {_json_type(err['input'])}"
-            )
+            got = "nothing" if err["type"] == "missing" else _json_type(err["input"])
+            return InvalidMessage("bad_features", f"'features' must be an object, got {got}")
         return InvalidMessage(
             "bad_features",
             f"{_path(err['loc'])} must be a finite number, a string or a bool, "

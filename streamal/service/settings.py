@@ -328,7 +328,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if suffix == ".toml":
         try:
             data: Any = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nested hundreds deep
             raise SettingsError(f"{where} is not valid TOML: {exc}") from None
     elif suffix in (".yaml", ".yml"):
         try:
@@ -339,7 +339,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             ) from None
         try:
             data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, RecursionError) as exc:
             raise SettingsError(f"{where} is not valid YAML: {exc}") from None
         data = {} if data is None else data
     else:

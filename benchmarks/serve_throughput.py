@@ -1,6 +1,8 @@
 """Throughput, label→model latency and memory of ``streamal serve`` on a real broker.
 
-All in one run, on a Tansu broker this script starts (or ``--bootstrap``):
+All in one run, on each broker of ``--broker`` (default: a Tansu broker and
+an Apache Kafka 4.4 broker this script starts, one after the other, with the
+same phases, then side by side; or ``--bootstrap``):
 
 1. baseline: a bare kafka-python consume→produce pipe drains a pre-filled
    instances topic, forwards every 20th record (the 5 % a budget of 0.05
@@ -21,7 +23,16 @@ All in one run, on a Tansu broker this script starts (or ``--bootstrap``):
 4. memory: a fresh process builds a Service, then reads ``--pending`` label
    requests (10 numeric features each, as the service writes them) from its
    label-requests topic, as a restarted replica does; resident memory
-   (VmRSS) before and after, in that process.
+   (VmRSS) before and after, in that process;
+5. scale-out: ``--replicas`` (default 1 and 2) replicas of the service, each a
+   child process building ``serve``'s Service, share one consumer group on
+   a pre-filled 2-partition instances topic (``--replica-partitions``); the
+   children are built first and step only once all are, so they join the
+   group together (Apache Kafka is started with its default
+   ``group.initial.rebalance.delay.ms`` of 3 s for that). Timed from the first
+   non-empty poll of any replica to the last commit of any; ratio = k
+   replicas ÷ 1. On one machine the replicas share its cores (and the broker
+   and this script), so k replicas give at most min(k, cores)×.
 
 Instances are ``{"id", "features"}`` JSON (about 270 bytes) from River's
 ``Hyperplane(seed=42, n_features=10)`` (``--stream sea`` or any bundled
@@ -30,17 +41,21 @@ dataset name of ``streamal simulate``, cycled, also work).
 topic and prints where serve spends its time per instance.
 
     python benchmarks/serve_throughput.py [--n 50000] [--budget 0.05] [--profile]
+    python benchmarks/serve_throughput.py --broker tansu --replicas 1,2   # one broker
     python benchmarks/serve_throughput.py --bootstrap HOST:PORT   # topics bench-<run>.* are left there
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import importlib
+import importlib.util
 import itertools
 import json
+import os
 import pstats
 import subprocess
 import sys
@@ -73,6 +88,11 @@ SESSION_TIMEOUT_MS = 6000
 POLL_RECORDS = 5000  # the Service's poll size (LoopConfig.poll_max_records)
 BASELINE_COMMIT_EVERY = 1000
 PHASE_TIMEOUT_S = 600.0
+ROOT = Path(__file__).resolve().parent.parent
+#: Apache Kafka's own default (the test harness sets 0 for fast joins): the group waits this
+#: long after its first member for others, so replicas started together share the first generation.
+KAFKA_INITIAL_REBALANCE_DELAY_MS = "3000"
+BROKERS = ("tansu", "kafka")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -424,6 +444,170 @@ def memory_child(bootstrap: str, run: str, state: str, pending: int, partitions:
         client.close()
 
 
+# ----------------------------------------------------------------------------- phase 5: replicas
+
+
+class Stamped:
+    """Wraps a Service's group source from outside: wall-clock time of its first non-empty poll."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.first: float | None = None
+
+    def poll(self, timeout_s: float = 1.0, max_records: int | None = None) -> list[Any]:
+        records = self.source.poll(timeout_s, max_records)
+        if records and self.first is None:
+            self.first = time.time()
+        return records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)
+
+
+def replicas(bootstrap: str, stream: str, n: int, count: int, budget: float, partitions: int,
+             records: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    """``count`` service replicas (child processes, one group) drain ``n`` instances: instances per second."""
+    run = f"bench-{uuid.uuid4().hex[:8]}-r{count}"
+    with tempfile.TemporaryDirectory(prefix="streamal-bench-") as state:
+        settings = settings_for(bootstrap, run, Path(state), partitions=partitions, budget=budget)
+        kafka.ensure_topics(settings)
+        fill(settings, settings.topic_instances, records or instance_messages(stream, n)[0],
+             f"pre-fill for {count} replica(s)")
+        children = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--replica-child", bootstrap, run, str(Path(state) / f"replica-{i}"),
+                 str(budget), str(partitions)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )
+            for i in range(count)
+        ]
+        latest: list[dict[str, Any]] = [{} for _ in children]
+
+        def read(i: int, child: subprocess.Popen[str]) -> None:
+            assert child.stdout is not None
+            for line in child.stdout:
+                latest[i] = json.loads(line)
+
+        readers = [threading.Thread(target=read, args=(i, c), daemon=True) for i, c in enumerate(children)]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        progress = Progress(f"{count} replica(s)", n)
+        try:
+            while not all(row.get("built") for row in latest):  # imports and clients first: not timed
+                if any(c.poll() is not None for c in children):
+                    raise SystemExit("a replica exited before it was built")
+                deadline_check(deadline, "building the replicas")
+                time.sleep(0.1)
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            while sum(row.get("decided", 0) for row in latest) < n:
+                if any(c.poll() is not None for c in children):
+                    raise SystemExit("a replica exited before the topic was drained")
+                deadline_check(deadline, f"{count} replica(s)")
+                progress.update(sum(row.get("decided", 0) for row in latest))
+                time.sleep(0.05)
+            progress.done(sum(row.get("decided", 0) for row in latest))
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write("stop\n")
+                child.stdin.flush()
+            for child, reader in zip(children, readers, strict=True):
+                child.wait(timeout=60)
+                reader.join(timeout=10)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+    first = min(row["first"] for row in latest if row.get("first"))
+    last = max(row["last"] for row in latest if row.get("last"))
+    return {
+        "rate": n / (last - first),
+        "cores": sum(row.get("cpu", 0.0) for row in latest) / (last - first),
+        "cpu_us": sum(row.get("cpu", 0.0) for row in latest) / n * 1e6,
+        "decided": [row.get("decided", 0) for row in latest],
+        "assignments": [row.get("assignments", []) for row in latest],
+    }
+
+
+def replica_child(bootstrap: str, run: str, state: str, budget: float, partitions: int) -> None:
+    """One replica of :func:`replicas`: built, then stepping from "go" until "stop"; JSON lines on stdout."""
+    settings = settings_for(bootstrap, run, Path(state), partitions=partitions, budget=budget)
+    service = serve.build(settings, Metrics())
+    probe = Stamped(service.group)
+    service.group = probe
+    print(json.dumps({"built": True}), flush=True)
+    stop = threading.Event()
+    if sys.stdin.readline().strip() != "go":
+        return
+
+    def wait_for_stop() -> None:
+        sys.stdin.readline()
+        stop.set()
+
+    threading.Thread(target=wait_for_stop, daemon=True).start()
+    cpu_at_go = time.process_time()  # this process, all threads
+    last: float | None = None
+    cpu_at_last = cpu_at_go
+    shown = 0.0
+    assignments: list[list[int]] = []
+    while not stop.is_set():
+        before = service.instances_decided
+        service.step()
+        assigned = sorted(number for topic, number in probe.source.assignment() if topic == settings.topic_instances)
+        if not assignments or assignments[-1] != assigned:
+            assignments.append(assigned)
+        if service.instances_decided > before:
+            last = time.time()  # the step flushed and committed what it decided
+            cpu_at_last = time.process_time()
+        if time.monotonic() - shown > 0.2:
+            shown = time.monotonic()
+            print(json.dumps({"built": True, "decided": service.instances_decided, "first": probe.first,
+                              "last": last, "assignments": assignments}), flush=True)
+    print(json.dumps({"built": True, "decided": service.instances_decided, "first": probe.first, "last": last,
+                      "assignments": assignments, "cpu": cpu_at_last - cpu_at_go}), flush=True)
+    service.group = probe.source
+    service.close()
+
+
+# ----------------------------------------------------------------------------- brokers
+
+
+def apache_kafka_class() -> Any:
+    """``tests/apache_kafka.py``'s ApacheKafka (Apache Kafka's jars in ``.cache``, see ``.ci/fetch-kafka``)."""
+    spec = importlib.util.spec_from_file_location("streamal_bench_apache_kafka", ROOT / "tests" / "apache_kafka.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses and weakref finalizers look the module up
+    spec.loader.exec_module(module)
+    return module.ApacheKafka
+
+
+@contextlib.contextmanager
+def local_broker(name: str) -> Iterator[str]:
+    """Start a throw-away broker: ``tansu`` (streamal's LocalBroker) or ``kafka`` (Apache Kafka, KRaft); its bootstrap."""
+    import logging
+
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # readiness probes log refused connections
+    if name == "tansu":
+        from streamal.service.broker import LocalBroker
+
+        broker: Any = LocalBroker().start()
+    elif name == "kafka":
+        broker = apache_kafka_class()(config={"group.initial.rebalance.delay.ms": KAFKA_INITIAL_REBALANCE_DELAY_MS})
+        broker.start()
+    else:
+        raise SystemExit(f"--broker {name}: choose tansu or kafka")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.close() if name == "kafka" else broker.stop()
+
+
 # ----------------------------------------------------------------------------- profile
 
 
@@ -495,6 +679,102 @@ def profile(bootstrap: str, base: Settings, n: int, state: Path) -> None:
 # ----------------------------------------------------------------------------- main
 
 
+def run_on(broker_name: str, bootstrap: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Phases 1 to 5 on one broker: the table printed; the figures for the side-by-side table."""
+    run = f"bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="streamal-bench-") as state:
+        settings = settings_for(bootstrap, run, Path(state), budget=args.budget, partitions=args.partitions)
+        print(f"broker {bootstrap} ({broker_name}), topics {run}.*, "
+              f"{args.partitions} partition(s)")
+        crc = getattr(importlib.import_module("kafka.record.util"), "_crc32c", None)
+        fast_crc = type(crc).__name__ == "builtin_function_or_method"
+        print("kafka-python CRC32C check of fetched batches: " + ("C (package crc32c)" if fast_crc else
+              "pure Python (no package crc32c): it bounds consuming at ~30k records/s on this machine"))
+        print(f"serve: model={settings.model} strategy={settings.strategy or default_strategy(settings.task)} "
+              f"budget_manager={settings.budget_manager} budget={settings.budget:g}")
+        kafka.ensure_topics(settings)
+        records, truth = instance_messages(args.stream, args.n)
+        size = sum(len(v) for _, v in records) / len(records)
+        print(f"stream {args.stream}: {args.n:,} instances, {size:.0f} bytes each on average")
+        fill_rate = fill(settings, settings.topic_instances, records, "pre-fill")
+
+        base_rate = baseline(settings, args.n, args.budget)
+
+        metrics = Metrics()
+        service = serve.build(settings, metrics)
+        elapsed = drain(service, metrics, args.n, "streamal serve")
+        serve_rate = args.n / elapsed
+        requests = total(metrics, "streamal_label_requests_total")
+        rejected = total(metrics, "streamal_rejected_total")
+
+        lat = label_latency(service, settings, truth, args.labels, args.label_rate)
+        service.close()
+
+        mem = memory(bootstrap, args.stream, args.pending, args.partitions)
+
+        def pct(values: np.ndarray, q: float) -> str:
+            return f"{np.percentile(values, q) * 1000:.0f} ms" if len(values) else "n/a"
+
+        p50 = histogram_quantile(metrics, "streamal_label_to_model_seconds", 0.5)
+        p99 = histogram_quantile(metrics, "streamal_label_to_model_seconds", 0.99)
+        hist_n = total(metrics, "streamal_label_to_model_seconds_count")
+        hist_mean = total(metrics, "streamal_label_to_model_seconds_sum") / hist_n if hist_n else float("nan")
+        print()
+        print(f"{'figure':44} {'value':>22}  note")
+        rows = [
+            ("pre-fill (producer, acks=all)", f"{fill_rate:,.0f} inst/s", "not compared"),
+            ("baseline: kafka-python consume→produce", f"{base_rate:,.0f} inst/s",
+             f"forwards 1 in {max(1, round(1 / args.budget))}, commit every {BASELINE_COMMIT_EVERY:,}"),
+            ("streamal serve (Service.step)", f"{serve_rate:,.0f} inst/s",
+             f"{int(requests):,} requests ({requests / args.n:.2%}), {int(rejected)} rejected"),
+            ("ratio serve / baseline", f"{serve_rate / base_rate:.2f}", "target ≥ 0.5"),
+            ("label→model p50 / p99, from broker ack",
+             f"{pct(lat['from_ack'], 50)} / {pct(lat['from_ack'], 99)}",
+             f"{lat['learned']}/{lat['sent']} labels learned, {args.label_rate:g}/s"),
+            ("label→model p50 / p99, from label timestamp",
+             f"{pct(lat['from_timestamp'], 50)} / {pct(lat['from_timestamp'], 99)}",
+             "what the service's histogram measures"),
+            ("  service histogram: mean, p50 / p99 bucket",
+             f"{hist_mean * 1000:.0f} ms, ≤{p50} / ≤{p99} s" if hist_n else "n/a",
+             f"{int(hist_n)} observations"),
+            ("memory: RSS of a built Service", f"{mem['rss_before']:.0f} MB", "fresh process, no requests"),
+            (f"memory: RSS with {mem['pending']:,} pending", f"{mem['rss']:.0f} MB",
+             f"peak {mem['hwm']:.0f} MB; target ≤ 250 MB"),
+            ("memory: added by the pending requests", f"{mem['rss'] - mem['rss_before']:.0f} MB",
+             f"{(mem['rss'] - mem['rss_before']) * 2**20 / max(1, mem['pending']):,.0f} bytes each"),
+        ]
+        for name, value, note in rows:
+            print(f"{name:44} {value:>22}  {note}")
+        scale = scale_out(bootstrap, args, records)
+        del records
+        if args.profile:
+            profile(bootstrap, settings, args.n, Path(state))
+    return {
+        "baseline": base_rate, "serve": serve_rate, "ratio": serve_rate / base_rate,
+        "p99_ack": float(np.percentile(lat["from_ack"], 99)) if len(lat["from_ack"]) else None,
+        "rss": mem["rss_before"], "rss_pending": mem["rss"], "pending": mem["pending"], "scale": scale,
+    }
+
+
+def scale_out(bootstrap: str, args: argparse.Namespace, records: list[tuple[bytes, bytes]]) -> dict[int, float]:
+    """Phase 5: the replica counts of ``--replicas`` on a ``--replica-partitions`` topic; rates printed and returned."""
+    counts = [int(c) for c in args.replicas.split(",") if c.strip()]
+    rates: dict[int, float] = {}
+    for count in counts:
+        result = replicas(bootstrap, args.stream, args.n, count, args.budget, args.replica_partitions, records)
+        rates[count] = result["rate"]
+        moved = [a for a in result["assignments"] if len([x for x in a if x]) > 1]  # not just [] → its share
+        print(f"{f'scale-out: {count} replica(s), {args.replica_partitions} partitions':44} "
+              f"{result['rate']:>15,.0f} inst/s  decided {' + '.join(f'{d:,}' for d in result['decided'])}; "
+              f"{result['cores']:.2f} cores used, {result['cpu_us']:.0f} µs CPU per instance"
+              + (f"; assignments changed while draining: {moved}" if moved else ""))
+    for count in counts[1:]:
+        print(f"{f'ratio {count} replicas / {counts[0]}':44} {rates[count] / rates[counts[0]]:>22.2f}  "
+              f"{os.cpu_count()} cores here, shared with the broker and this script; load average "
+              f"{os.getloadavg()[0]:.1f}")
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=50_000, help="instances pre-filled and drained by each side")
@@ -504,100 +784,60 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=200, help="labels produced for the latency phase")
     parser.add_argument("--label-rate", type=float, default=20.0, help="labels per second in the latency phase")
     parser.add_argument("--pending", type=int, default=100_000, help="pending requests in the memory phase")
-    parser.add_argument("--bootstrap", help="use this broker instead of starting a local Tansu broker")
+    parser.add_argument("--broker", default=",".join(BROKERS),
+                        help="brokers started here, one after the other: tansu, kafka (Apache Kafka) or tansu,kafka")
+    parser.add_argument("--bootstrap", help="use this broker instead of starting local ones")
+    parser.add_argument("--replicas", default="1,2", help="replica counts of the scale-out phase ('' skips it)")
+    parser.add_argument("--replica-partitions", type=int, default=2, help="instances partitions of that phase")
     parser.add_argument("--profile", action="store_true", help="also profile a Service step loop")
     parser.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--replica-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         bootstrap, run, state, pending, partitions = args.memory_child
         memory_child(bootstrap, run, state, int(pending), int(partitions))
         return
+    if args.replica_child:
+        bootstrap, run, state, budget, partitions = args.replica_child
+        replica_child(bootstrap, run, state, float(budget), int(partitions))
+        return
 
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    broker = None
-    if args.bootstrap:
-        bootstrap = args.bootstrap
-    else:
-        from streamal.service.broker import LocalBroker
-
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its readiness probe logs refused connections
-        broker = LocalBroker().start()
-        bootstrap = broker.bootstrap
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    run = f"bench-{uuid.uuid4().hex[:8]}"
-    try:
-        with tempfile.TemporaryDirectory(prefix="streamal-bench-") as state:
-            settings = settings_for(bootstrap, run, Path(state), budget=args.budget, partitions=args.partitions)
-            print(f"broker {bootstrap} ({'external' if args.bootstrap else 'local Tansu'}), topics {run}.*, "
-                  f"{args.partitions} partition(s)")
-            crc = getattr(importlib.import_module("kafka.record.util"), "_crc32c", None)
-            fast_crc = type(crc).__name__ == "builtin_function_or_method"
-            print("kafka-python CRC32C check of fetched batches: " + ("C (package crc32c)" if fast_crc else
-                  "pure Python (no package crc32c): it bounds consuming at ~30k records/s on this machine"))
-            print(f"serve: model={settings.model} strategy={settings.strategy or default_strategy(settings.task)} "
-                  f"budget_manager={settings.budget_manager} budget={settings.budget:g}")
-            kafka.ensure_topics(settings)
-            records, truth = instance_messages(args.stream, args.n)
-            size = sum(len(v) for _, v in records) / len(records)
-            print(f"stream {args.stream}: {args.n:,} instances, {size:.0f} bytes each on average")
-            fill_rate = fill(settings, settings.topic_instances, records, "pre-fill")
-            del records
+    names = ["external"] if args.bootstrap else [b.strip() for b in args.broker.split(",") if b.strip()]
+    figures: dict[str, dict[str, Any]] = {}
+    for name in names:
+        where: Any = contextlib.nullcontext(args.bootstrap) if args.bootstrap else local_broker(name)
+        with where as bootstrap:
+            label = {"external": "external", "tansu": "local Tansu", "kafka": "local Apache Kafka"}.get(name, name)
+            if len(names) > 1:
+                print(f"\n=== {label} ===")
+            figures[name] = run_on(label, bootstrap, args)
+    if len(figures) > 1:
+        side_by_side(figures)
 
-            base_rate = baseline(settings, args.n, args.budget)
 
-            metrics = Metrics()
-            service = serve.build(settings, metrics)
-            elapsed = drain(service, metrics, args.n, "streamal serve")
-            serve_rate = args.n / elapsed
-            requests = total(metrics, "streamal_label_requests_total")
-            rejected = total(metrics, "streamal_rejected_total")
+def side_by_side(figures: dict[str, dict[str, Any]]) -> None:
+    """The figures of every broker in one table (each measured on its own broker, in this run)."""
+    names = list(figures)
+    print(f"\n{'side by side (same run)':44} " + " ".join(f"{n:>16}" for n in names))
+    counts = sorted({c for f in figures.values() for c in f["scale"]})
 
-            lat = label_latency(service, settings, truth, args.labels, args.label_rate)
-            service.close()
+    def row(title: str, fmt: Any) -> None:
+        print(f"{title:44} " + " ".join(f"{fmt(figures[n]):>16}" for n in names))
 
-            mem = memory(bootstrap, args.stream, args.pending, args.partitions)
-
-            def pct(values: np.ndarray, q: float) -> str:
-                return f"{np.percentile(values, q) * 1000:.0f} ms" if len(values) else "n/a"
-
-            p50 = histogram_quantile(metrics, "streamal_label_to_model_seconds", 0.5)
-            p99 = histogram_quantile(metrics, "streamal_label_to_model_seconds", 0.99)
-            hist_n = total(metrics, "streamal_label_to_model_seconds_count")
-            hist_mean = total(metrics, "streamal_label_to_model_seconds_sum") / hist_n if hist_n else float("nan")
-            print()
-            print(f"{'figure':44} {'value':>22}  note")
-            rows = [
-                ("pre-fill (producer, acks=all)", f"{fill_rate:,.0f} inst/s", "not compared"),
-                ("baseline: kafka-python consume→produce", f"{base_rate:,.0f} inst/s",
-                 f"forwards 1 in {max(1, round(1 / args.budget))}, commit every {BASELINE_COMMIT_EVERY:,}"),
-                ("streamal serve (Service.step)", f"{serve_rate:,.0f} inst/s",
-                 f"{int(requests):,} requests ({requests / args.n:.2%}), {int(rejected)} rejected"),
-                ("ratio serve / baseline", f"{serve_rate / base_rate:.2f}", "target ≥ 0.5"),
-                ("label→model p50 / p99, from broker ack",
-                 f"{pct(lat['from_ack'], 50)} / {pct(lat['from_ack'], 99)}",
-                 f"{lat['learned']}/{lat['sent']} labels learned, {args.label_rate:g}/s"),
-                ("label→model p50 / p99, from label timestamp",
-                 f"{pct(lat['from_timestamp'], 50)} / {pct(lat['from_timestamp'], 99)}",
-                 "what the service's histogram measures"),
-                ("  service histogram: mean, p50 / p99 bucket",
-                 f"{hist_mean * 1000:.0f} ms, ≤{p50} / ≤{p99} s" if hist_n else "n/a",
-                 f"{int(hist_n)} observations"),
-                ("memory: RSS of a built Service", f"{mem['rss_before']:.0f} MB", "fresh process, no requests"),
-                (f"memory: RSS with {mem['pending']:,} pending", f"{mem['rss']:.0f} MB",
-                 f"peak {mem['hwm']:.0f} MB; target ≤ 250 MB"),
-                ("memory: added by the pending requests", f"{mem['rss'] - mem['rss_before']:.0f} MB",
-                 f"{(mem['rss'] - mem['rss_before']) * 2**20 / max(1, mem['pending']):,.0f} bytes each"),
-            ]
-            for name, value, note in rows:
-                print(f"{name:44} {value:>22}  {note}")
-            if args.profile:
-                profile(bootstrap, settings, args.n, Path(state))
-    finally:
-        if broker is not None:
-            broker.stop()
-
+    row("baseline pipe, inst/s", lambda f: f"{f['baseline']:,.0f}")
+    row("streamal serve, inst/s", lambda f: f"{f['serve']:,.0f}")
+    row("ratio serve / baseline", lambda f: f"{f['ratio']:.2f}")
+    row("label→model p99 from ack", lambda f: f"{f['p99_ack'] * 1000:.0f} ms" if f["p99_ack"] is not None else "n/a")
+    row("RSS built / with pending, MB", lambda f: f"{f['rss']:.0f} / {f['rss_pending']:.0f}")
+    for c in counts:
+        row(f"{c} replica(s), inst/s", lambda f, c=c: f"{f['scale'][c]:,.0f}" if c in f["scale"] else "n/a")
+    for c in counts[1:]:
+        row(f"ratio {c} replicas / {counts[0]}",
+            lambda f, c=c: f"{f['scale'][c] / f['scale'][counts[0]]:.2f}" if c in f["scale"] else "n/a")
 
 if __name__ == "__main__":
     main()

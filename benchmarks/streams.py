@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "ANCHOR_STREAMS",
     "EXTRA_STREAMS",
     "STREAMS",
+    "TEXT_STREAMS",
     "Stream",
     "load",
 ]
@@ -53,6 +55,8 @@ class Stream:
         classes: raw labels; ``classes[i]`` is yielded as ``i``.
         description: one line saying how the stream is built.
         factory: builds a fresh raw ``(x, raw_y)`` iterable (at least ``n`` long).
+        text_features: the features that are free text (give them to the
+            learner as ``text_features``).
     """
 
     name: str
@@ -61,6 +65,7 @@ class Stream:
     classes: tuple[Hashable, ...]
     description: str
     factory: Callable[[], RawStream] = field(repr=False, compare=False)
+    text_features: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:
@@ -291,9 +296,85 @@ _EXTRAS: list[Stream] = [
            "Waveform(has_noise=True): 3 classes, 40 features, no drift", _waveform),
 ]
 
+# --------------------------------------------------------------------------
+# ticket-like text streams: free text beside a categorical and a numeric column
+
+
+def _pseudo_words(rng: random.Random, k: int, taken: set[str]) -> list[str]:
+    """``k`` distinct made-up words of 2–4 syllables, none in ``taken`` (which grows)."""
+    syllables = [c + v for c in "bdfghklmnprstvz" for v in "aeiou"]
+    out: list[str] = []
+    while len(out) < k:
+        w = "".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))
+        if w not in taken:
+            taken.add(w)
+            out.append(w)
+    return out
+
+
+def _tickets(*, seed: int, topics: int, informative_columns: bool, new_topic_at: int | None = None,
+             p_topic: float = 0.12, label_noise: float = 0.03) -> Iterator[tuple[dict[str, Any], int]]:
+    """Ticket-like instances: ``body`` (free text), ``product`` (a category), ``account_age_days`` (a number).
+
+    Bodies are bags of made-up words with a Zipf-like law (4,000 background
+    words shared by all topics; per topic 60 own words and 20 borrowed from
+    the next topic, so neighbouring topics are confusable); a word is a topic
+    word with probability ``p_topic``; lengths are log-normal (median 30
+    words, 4–200). Topic frequencies are uneven. With
+    ``informative_columns`` the product is one of the topic's 3 favourites
+    half the time (else any of 15) and the account age is log-normal with a
+    topic-dependent median (heavy-tailed, 10–1,000 days); without, both are
+    noise. A share ``label_noise`` of labels is replaced by a random topic;
+    topic ``topics − 1`` is held back until instance ``new_topic_at``.
+    """
+    rng = random.Random(seed)
+    taken: set[str] = set()
+    background = _pseudo_words(rng, 4000, taken)
+    bg_weights = list(itertools.accumulate(1.0 / (r + 1) ** 1.1 for r in range(len(background))))
+    own = [_pseudo_words(rng, 60, taken) for _ in range(topics)]
+    vocab = [own[t] + rng.sample(own[(t + 1) % topics], 20) for t in range(topics)]
+    topic_weights = [list(itertools.accumulate(1.0 / (r + 1) ** 0.8 for r in range(80))) for _ in range(topics)]
+    prior = list(itertools.accumulate(rng.uniform(0.5, 2.0) for _ in range(topics)))
+    products = [f"p{i:02d}" for i in range(15)]
+    favourites = [rng.sample(products, 3) for _ in range(topics)]
+    age_median = [math.exp(rng.uniform(math.log(10), math.log(1000))) for _ in range(topics)]
+    i = 0
+    while True:
+        t = rng.choices(range(topics), cum_weights=prior)[0]
+        if new_topic_at is not None and t == topics - 1 and i < new_topic_at:
+            continue
+        length = min(200, max(4, round(rng.lognormvariate(math.log(30), 0.6))))
+        words = [rng.choices(vocab[t], cum_weights=topic_weights[t])[0] if rng.random() < p_topic
+                 else rng.choices(background, cum_weights=bg_weights)[0] for _ in range(length)]
+        if informative_columns:
+            product = rng.choice(favourites[t]) if rng.random() < 0.5 else rng.choice(products)
+            age = rng.lognormvariate(math.log(age_median[t]), 1.0)
+        else:
+            product = rng.choice(products)
+            age = rng.lognormvariate(math.log(100), 1.0)
+        y = rng.randrange(topics) if rng.random() < label_noise else t
+        i += 1
+        yield {"body": " ".join(words), "product": product, "account_age_days": round(age, 1)}, y
+
+
+_TEXTS: list[Stream] = [
+    Stream("tickets_routing", "text", 8000, tuple(range(8)),
+           "8 ticket topics; product and account age informative", 
+           lambda: _tickets(seed=701, topics=8, informative_columns=True), ("body",)),
+    Stream("tickets_noise_columns", "text", 8000, tuple(range(12)),
+           "12 ticket topics; product and account age are noise",
+           lambda: _tickets(seed=702, topics=12, informative_columns=False), ("body",)),
+    Stream("tickets_new_topic", "text", 8000, tuple(range(10)),
+           "10 ticket topics, the last first appears at 40 % (instance 3,200); columns informative",
+           lambda: _tickets(seed=703, topics=10, informative_columns=True, new_topic_at=3200), ("body",)),
+]
+
 ANCHOR_STREAMS: list[str] = [s.name for s in _ANCHORS]
 EXTRA_STREAMS: list[str] = [s.name for s in _EXTRAS]
-STREAMS: dict[str, Stream] = {s.name: s for s in _ANCHORS + _EXTRAS}
+#: Generated ticket-like text streams (``benchmarks/text.py --extra``); not in
+#: ``EXTRA_STREAMS``, whose runs give the learner no ``text_features``.
+TEXT_STREAMS: list[str] = [s.name for s in _TEXTS]
+STREAMS: dict[str, Stream] = {s.name: s for s in _ANCHORS + _EXTRAS + _TEXTS}
 
 
 def load(name: str) -> Stream:

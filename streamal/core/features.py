@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from river import base, feature_extraction
 
+from streamal.core.errors import ParameterError
+
 
 def _other_number(v: Any) -> float | None:
     """A number of a type other than ``float``/``int``/``bool`` as a float; ``None`` if it is no number.
@@ -36,7 +38,13 @@ class Featurizer(base.Transformer):
       (a category first seen mid-stream simply becomes a new feature);
     - features named in ``text_features`` are free text, turned into
       TF-IDF weights (River's ``feature_extraction.TFIDF``) of
-      ``name:token``, with document frequencies learned from every instance.
+      ``name:token``, with document frequencies learned from every instance;
+      each field's vector has L2 norm ``text_norm`` (River's is 1). For a
+      linear model trained by plain SGD, scaling a block by ``s`` is the same
+      as a step ``s²`` times larger on that block alone: the default model
+      asks for a larger step on text than on numbers and categories (see
+      :func:`streamal.core.models.text_norm`), so neither kind drowns the
+      other.
 
     A River transformer: ``featurizer | model`` is a River pipeline (what
     ``streamal export`` writes).
@@ -62,9 +70,16 @@ class Featurizer(base.Transformer):
 
     """
 
-    def __init__(self, text_features: Iterable[str] = (), scale: bool = True) -> None:
+    #: A featurizer pickled before ``text_norm`` existed (an old checkpoint)
+    #: keeps the unit norm its model was trained with.
+    text_norm = 1.0
+
+    def __init__(self, text_features: Iterable[str] = (), scale: bool = True, text_norm: float = 1.0) -> None:
+        if isinstance(text_norm, bool) or not (isinstance(text_norm, (int, float)) and 0.0 < text_norm < math.inf):
+            raise ParameterError("text_norm", f"must be a finite number > 0, got {text_norm!r}")
         self.text_features = tuple(text_features)
         self.scale = scale
+        self.text_norm = text_norm
         self._text = {
             name: feature_extraction.TFIDF(on=name) for name in self.text_features
         }
@@ -87,8 +102,9 @@ class Featurizer(base.Transformer):
         for k, v in x.items():
             if k in self._text:
                 if isinstance(v, str):
+                    norm = self.text_norm
                     for token, w in self._text[k].transform_one(x).items():
-                        out[f"{k}:{token}"] = w
+                        out[f"{k}:{token}"] = w * norm
                 continue
             cls = v.__class__
             if cls is not float and cls is not int and cls is not bool and cls is not str:

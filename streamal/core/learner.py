@@ -17,7 +17,7 @@ from streamal.core import batch
 from streamal.core.budget import BudgetManager, budget_managers
 from streamal.core.errors import ParameterError
 from streamal.core.features import Featurizer
-from streamal.core.models import Task, build_model
+from streamal.core.models import Task, build_model, text_norm
 from streamal.core.pool import diverse_top_k
 from streamal.core.registry import Registry
 from streamal.core.strategies import Strategy, strategies
@@ -225,7 +225,7 @@ class ActiveLearner:
         self.seed = seed
 
         self._model, scaled = build_model(model, task)
-        self._features = Featurizer(self.text_features, scale=scaled)
+        self._features = Featurizer(self.text_features, scale=scaled, text_norm=text_norm(model, task))
         self._strategy: Strategy = _create(strategies, self.strategy, "strategy", seed=seed)
         if task not in getattr(self._strategy, "tasks", ()):
             able = ", ".join(n for n in strategies.names() if task in strategies.factory(n).tasks)

@@ -90,3 +90,32 @@ def test_any_finite_column_batches_exactly(values, size) -> None:
     for start in range(0, len(xs), size):
         got += many.learn_transform_many(xs[start:start + size])[1][:, 0].tolist()
     assert got == expected
+
+
+@pytest.mark.parametrize("norm", [1.0, 18.0])
+def test_each_text_field_is_scaled_to_its_norm_and_nothing_else_is(norm) -> None:
+    f = Featurizer(text_features=["subject", "body"], text_norm=norm)
+    xs = [{"subject": "refund", "body": "charged twice please refund", "plan": "pro", "age": 3.0},
+          {"subject": "login", "body": "cannot log in since yesterday", "plan": "free", "age": 300.0}]
+    for x in xs:
+        z = f.learn_transform(x)
+    for field in ("subject", "body"):
+        block = [v for k, v in z.items() if k.startswith(f"{field}:")]
+        assert math.isclose(math.sqrt(sum(v * v for v in block)), norm)
+    assert z["plan=free"] == 1.0  # a category stays one-hot
+    assert math.isclose(z["age"], 1.0)  # a number stays standardised (two values: ±1)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.inf, math.nan, True, "2"])
+def test_a_bad_text_norm_fails_at_construction(bad) -> None:
+    from streamal.core.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="text_norm"):
+        Featurizer(text_features=["body"], text_norm=bad)
+
+
+def test_a_featurizer_pickled_before_text_norm_keeps_the_unit_norm() -> None:
+    f = Featurizer(text_features=["body"])
+    del f.__dict__["text_norm"]  # as an old checkpoint unpickles
+    z = f.learn_transform({"body": "refund please"})
+    assert math.isclose(math.sqrt(sum(v * v for v in z.values())), 1.0)

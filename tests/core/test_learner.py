@@ -257,3 +257,26 @@ def test_balanced_accuracy_weighs_every_class_alike():
         r._score(prediction, y)
     assert r.accuracy == 0.9
     assert r.balanced_accuracy == 0.5
+
+
+def test_the_default_model_takes_text_at_its_text_step():
+    """Text is scaled so that the default's SGD step on a text field is TEXT_STEP; other models and tasks get unit norm."""
+    import math
+
+    from streamal.core.models import LEARNING_RATE, TEXT_STEP
+
+    assert math.isclose(ActiveLearner(text_features=["body"])._features.text_norm, math.sqrt(TEXT_STEP / LEARNING_RATE))
+    assert ActiveLearner(model="hoeffding_tree", text_features=["body"])._features.text_norm == 1.0
+    assert ActiveLearner(task="regression", text_features=["body"])._features.text_norm == 1.0
+    assert ActiveLearner(model=tree.HoeffdingTreeClassifier(), text_features=["body"])._features.text_norm == 1.0
+
+
+def test_other_columns_beside_the_text_do_not_drown_it():
+    """A category and a heavy-tailed number beside the text cost (almost) nothing under full supervision,
+    and the default learns the text itself (it used to reach 93.7 % with the columns, 97.2 % without)."""
+    stream = list(tickets(n=2000, seed=5))
+    text_only = [({"body": x["body"]}, y) for x, y in stream]
+    runs = {name: prequential(ActiveLearner(strategy="random", budget=1.0, text_features=["body"]), s, full=True)
+            for name, s in (("text", text_only), ("all", stream))}
+    assert runs["text"].accuracy > 0.98
+    assert runs["all"].accuracy > runs["text"].accuracy - 0.01

@@ -12,7 +12,7 @@ from rich.table import Table
 import streamal
 from streamal.core.budget import budget_managers
 from streamal.core.errors import ParameterError
-from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL, DEFAULT_STRATEGIES
+from streamal.core.learner import DEFAULT_MODEL, DEFAULT_STRATEGIES, default_budget_manager
 from streamal.core.models import models
 from streamal.core.strategies import strategies
 
@@ -80,8 +80,8 @@ def main() -> None:
               help=f"{', '.join(models.names())}, or module:factory.")
 @click.option("--strategy", type=click.Choice(strategies.names()), help="Query strategy.",
               show_default="the task's: " + ", ".join(f"{s} for {t}" for t, s in DEFAULT_STRATEGIES.items()))
-@click.option("--budget-manager", default=DEFAULT_BUDGET_MANAGER, show_default=True,
-              type=click.Choice(budget_managers.names()), help="Adaptive threshold.")
+@click.option("--budget-manager", type=click.Choice(budget_managers.names()), help="Adaptive threshold.",
+              show_default="the task's: " + ", ".join(f"{default_budget_manager(t)} for {t}" for t in DEFAULT_STRATEGIES))
 @click.option("--budget", default=0.05, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="Fraction of instances sent for labeling.")
 @click.option("--mode", default="stream", show_default=True, type=click.Choice(["stream", "pool"]),
@@ -118,7 +118,7 @@ def main() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def simulate(ctx: click.Context, source: str, target: str | None, model: str, strategy: str | None,
-             budget_manager: str, budget: float, mode: str, pool_size: int, task: str | None,
+             budget_manager: str | None, budget: float, mode: str, pool_size: int, task: str | None,
              text_features: str | None, limit: int | None, seed: int, labels_per_hour: float | None, rate: float,
              answer_delay: float, annotator_speed: float | None, holdout: float | None, report_json: Path | None,
              plot_path: Path | None, export_labels: Path | None, trace_path: Path | None, quiet: bool) -> None:
@@ -427,7 +427,7 @@ def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
     out.print(f"[bold]streamal simulate[/bold] — {sim.dataset}: {sim.active.n:,} instances, {sim.task}")
     budget = (f"budget following {c.labels_per_hour:g} labels/h (ceiling {100 * c.budget:g} %)" if c.timed
               else f"budget {100 * c.budget:g} %")
-    out.print(f"model {c.model} · strategy {c.strategy} · budget manager {c.budget_manager} · "
+    out.print(f"model {c.model} · strategy {c.strategy} · budget manager {c.budget_manager or default_budget_manager(sim.task)} · "
               f"{budget} · {c.mode} mode · seed {c.seed}")
     regression = sim.task == "regression"
     if c.timed:

@@ -27,7 +27,7 @@ from streamal.apps.datasets import Dataset
 from streamal.core.budget.capacity import Capacity
 from streamal.core.errors import ParameterError
 from streamal.core.evaluate import Annotator, Hour, Result, holdout, prequential, timed_prequential
-from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL, ActiveLearner, default_strategy
+from streamal.core.learner import DEFAULT_MODEL, ActiveLearner, default_budget_manager, default_strategy
 
 #: A run keeps its budget when its realised label rate is within this share
 #: of the budget; past it, active and random sampling are not compared "at
@@ -58,7 +58,8 @@ class SimulationConfig:
 
     model: str = DEFAULT_MODEL
     strategy: str | None = None
-    budget_manager: str = DEFAULT_BUDGET_MANAGER
+    #: None: the task's (:func:`~streamal.core.learner.default_budget_manager`).
+    budget_manager: str | None = None
     budget: float = 0.05
     mode: str = "stream"
     pool_size: int = 1000
@@ -237,7 +238,7 @@ class Simulation:
             "full_accuracy": self.full.accuracy,
             "model": c.model,
             "strategy": c.strategy,
-            "budget_manager": c.budget_manager,
+            "budget_manager": c.budget_manager or default_budget_manager(self.task),
             "mode": c.mode,
             "seed": c.seed,
         }
@@ -584,7 +585,7 @@ def plot(sim: Simulation, path: Path) -> None:
     bottom = fig.add_subplot(grid[1], sharex=top)
     top.tick_params(labelbottom=False)
     runs = (
-        (f"streamal ({sim.config.strategy} + {sim.config.budget_manager})", sim.active, "C0"),
+        (f"streamal ({sim.config.strategy} + {sim.config.budget_manager or default_budget_manager(sim.task)})", sim.active, "C0"),
         ("random sampling", sim.random, "C1"),
         ("full supervision", sim.full, "C2"),
     )

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from streamal.core.budget.capacity import Capacity
-from streamal.core.learner import ActiveLearner, Tentative
+from streamal.core.learner import ActiveLearner, Tentative, default_budget_manager
 from streamal.service import checkpoint as ckpt
 from streamal.service.changelog import Changelog
 from streamal.service.errors import CommitError, InvalidMessage
@@ -121,7 +121,8 @@ def learner_shape(learner: ActiveLearner, classes: Sequence[str] | None) -> dict
         "task": learner.task,
         "model": str(learner.model),
         "strategy": str(learner.strategy),
-        "budget_manager": str(learner.budget_manager),
+        "budget_manager": str(learner.budget_manager) if learner.budget_manager is not None
+        else default_budget_manager(learner.task),
         "text_features": list(learner.text_features),
         "classes": list(classes) if classes is not None else None,
     }

@@ -40,7 +40,7 @@ from pydantic_settings import (
 )
 
 from streamal.core.budget import budget_managers
-from streamal.core.learner import DEFAULT_BUDGET_MANAGER, DEFAULT_MODEL
+from streamal.core.learner import DEFAULT_MODEL
 from streamal.core.models import models
 from streamal.core.strategies import strategies
 from streamal.service.errors import SettingsError
@@ -119,7 +119,8 @@ class Settings(BaseSettings):
     model: Annotated[str, Field(min_length=1)] = DEFAULT_MODEL
     #: Unset: the task's default (margin for classification, variance_reduction for regression).
     strategy: Annotated[str, Field(min_length=1)] | None = None
-    budget_manager: Annotated[str, Field(min_length=1)] = DEFAULT_BUDGET_MANAGER
+    #: Unset: the task's default (variable_uncertainty for classification, split for regression).
+    budget_manager: Annotated[str, Field(min_length=1)] | None = None
     budget: float = 0.05
     labels_per_hour: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     drift_boost: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0

@@ -44,7 +44,7 @@ def test_many_whole_numbers_are_refused_naming_the_column_and_the_flag(progressi
 def test_given_a_task_the_same_file_runs(progression: Path):
     result = run("simulate", str(progression), "--target", "progression", "--task", "regression")
     assert result.exit_code == 0, result.output
-    assert "MAE" in result.output and "strategy variance_reduction" in result.output
+    assert "MAE" in result.output and "strategy gsx" in result.output
     result = run("simulate", str(progression), "--target", "progression", "--task", "classification")
     assert result.exit_code == 0, result.output
     assert "accuracy" in result.output
@@ -72,17 +72,17 @@ def test_every_bundled_dataset_keeps_its_task():
 
 def test_help_shows_the_task_default():
     text = " ".join(CliRunner().invoke(main, ["simulate", "--help"]).output.split())
-    assert "[default: (the task's: margin for classification, variance_reduction for regression)]" in text
+    assert "[default: (the task's: margin for classification, gsx for regression)]" in text
 
 
 def test_the_default_strategy_is_resolved_and_reported(tmp_path: Path):
     ds = load("chick_weights")
     sim = simulate(ds, SimulationConfig(budget=0.2))
-    assert sim.config.strategy == "variance_reduction" and sim.report()["strategy"] == "variance_reduction"
+    assert sim.config.strategy == "gsx" and sim.report()["strategy"] == "gsx"
     report = tmp_path / "r.json"
     result = run("simulate", "chick_weights", "--budget", "0.2", "--report-json", str(report))
     assert result.exit_code == 0, result.output
-    assert json.loads(report.read_text())["strategy"] == "variance_reduction"
+    assert json.loads(report.read_text())["strategy"] == "gsx"
 
 
 def test_a_strategy_that_cannot_score_the_task_is_refused():

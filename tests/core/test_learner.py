@@ -139,9 +139,24 @@ def test_bad_configuration_fails_at_construction_naming_the_parameter(params, pa
     assert str(caught.value).startswith(f"{parameter}: ")  # the Python name, never a STREAMAL_ setting
 
 
-def test_the_default_strategy_follows_the_task():
+def test_the_default_strategy_and_budget_manager_follow_the_task():
+    from river import datasets
+
+    from streamal.core.budget.split import Split
+
     assert ActiveLearner().strategy == "margin"
-    assert ActiveLearner(task="regression").strategy == "variance_reduction"
+    assert ActiveLearner(task="regression").strategy == "gsx"
+    # Regression's budget manager: half the budget to random picks, half to the top recent scores.
+    default = ActiveLearner(task="regression")
+    named = ActiveLearner(task="regression", budget_manager=Split(0.05, random_share=0.5, inner="quantile"))
+    plain = ActiveLearner(task="regression", budget_manager="variable_uncertainty")
+    asked = {"default": [], "named": [], "plain": []}
+    for x, y in datasets.TrumpApproval():
+        for name, learner in (("default", default), ("named", named), ("plain", plain)):
+            if learner.ask(x).query:
+                asked[name].append(y)
+                learner.learn(x, y)
+    assert asked["default"] == asked["named"] != asked["plain"]
 
 
 def test_a_budget_manager_instance_and_budget_must_agree():

@@ -49,7 +49,7 @@ def test_committee_disagreement_measures():
     assert class_variance([{"a": 1.0}, {"b": 1.0}]) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [n for n in ALL if "classification" in strategies.factory(n).tasks])
 def test_beats_nothing_and_holds_budget_in_a_learner(name):
     """Every strategy, driven by the learner, learns something at the budget."""
     stream = list(datasets.Phishing())[:600]
@@ -115,3 +115,60 @@ def test_huge_finite_numbers_score_as_inf_not_an_overflow_error():
     committee.setup(tree.HoeffdingTreeRegressor())
     committee._members = [Says(-1e160), Says(0.0), Says(1e160)]
     assert 0.0 <= committee.score_one({"a": 1.0}, {}) <= 1.0
+
+
+def test_gsx_scores_the_distance_to_the_nearest_labeled_point():
+    gsx = strategies.create("gsx", memory=3)
+    assert gsx.score_one({"a": 0.0}, {}) == 1.0  # nothing labeled yet
+    for v in (0.0, 1.0, 2.0, 10.0):
+        gsx.observe_one({"a": v})
+        gsx.learn_one({"a": v}, 0.0)
+    # The window keeps the last 3 labeled points: 0.0 fell out of it.
+    assert gsx._window.n == 3
+    assert gsx.score_one({"a": 1.0}, {}) == 0.0
+    assert gsx.score_one({"a": 0.0}, {}) > 0.0
+    assert gsx.score_one({"a": 5.0}, {}) > gsx.score_one({"a": 1.5}, {})
+    with pytest.raises(ValueError, match="memory: must be an integer ≥ 1, got 0"):
+        strategies.create("gsx", memory=0)
+
+
+def test_igs_needs_both_input_and_output_distance():
+    from river import linear_model
+
+    model = linear_model.LinearRegression()
+    igs = strategies.create("igs")
+    igs.setup(model)
+    for i in range(200):
+        x = {"a": (i % 10) / 10}
+        model.learn_one(x, 3.0 * x["a"])
+        igs.observe_one(x)
+        igs.learn_one(x, 3.0 * x["a"])
+    # On a labeled point whose label the model predicts: near 0; far away in x (so in f(x) too): high.
+    assert igs.score_one({"a": 0.5}, {}) < 0.01
+    assert igs.score_one({"a": 5.0}, {}) > 0.5
+
+
+def test_emcm_prefers_where_the_bootstrap_models_disagree_far_from_the_data():
+    from river import linear_model
+
+    model = linear_model.LinearRegression()
+    emcm = strategies.create("emcm", size=4, seed=0)
+    emcm.setup(model)
+    for i in range(100):
+        x = {"a": (i % 10) / 10}
+        emcm.observe_one(x)
+        model.learn_one(x, 2.0 * x["a"] + 1.0)
+        emcm.learn_one(x, 2.0 * x["a"] + 1.0)
+    near, far = emcm.score_one({"a": 0.5}, {}), emcm.score_one({"a": 20.0}, {})
+    assert 0.0 <= near < far <= 1.0
+
+
+@pytest.mark.parametrize("name", ["gsx", "igs"])
+def test_greedy_sampling_is_bounded_on_a_long_stream(name):
+    """The labeled window never grows past ``memory`` rows, whatever the stream's length."""
+    al = ActiveLearner(model="linear_regression", strategy=strategies.create(name, memory=20), budget=0.5,
+                       task="regression", seed=0)
+    for x, y in datasets.TrumpApproval():
+        if al.ask(x).query:
+            al.learn(x, y)
+    assert al._strategy._window.n == 20 and al._strategy._window._x.shape[0] == 20

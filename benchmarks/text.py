@@ -61,14 +61,22 @@ def debian(limit: int | None = None) -> list[tuple[dict[str, str], str]]:
 
 
 def parse_anchors(path: Path = ANCHORS) -> dict[str, dict[float, tuple[float, float]]]:
-    """``{anchor: {budget: (acc %, rate %)}}`` from the table of ``text.md`` (full-supervision rows at budget 1).
+    """``{anchor: {budget: (acc %, rate %)}}`` from the table of ``text.md`` (full-supervision rows at budget 1)."""
+    return parse_anchor_table(path.read_text(encoding="utf-8"))
 
-    >>> a = parse_anchors()
+
+def parse_anchor_table(text: str) -> dict[str, dict[float, tuple[float, float]]]:
+    """The anchors of a markdown table as ``text.md`` lays it out.
+
+    >>> a = parse_anchor_table('''
+    ... | full supervision [MNB] | 75.80 / 100 | | | |
+    ... | EntropySampler [LR sgd10] | 31.50 / 0.95 | **65.99 / 5.04** | **72.08 / 9.96** | **75.18 / 19.96** |
+    ... ''')
     >>> a["EntropySampler [LR sgd10]"][0.05], a["full supervision [MNB]"][1.0]
     ((65.99, 5.04), (75.8, 100.0))
     """
     out: dict[str, dict[float, tuple[float, float]]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) != 1 + len(BUDGETS) or not re.search(r"\[.+\]$", cells[0]):
             continue

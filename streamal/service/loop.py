@@ -169,6 +169,8 @@ class Service:
         self._failed = False  # a flush failed: nothing more is committed or checkpointed
         self._request_counters: dict[str, Any] = {}
         self._reasking: set[str] = set()  # ids of expired requests being decided again in this step
+        #: Per instances partition, the offset below which this replica decided and stored everything.
+        self._decided_upto: dict[Partition, int] = {}
         #: Instances decided by this replica since it started.
         self.instances_decided = 0
         #: Called after every step (the metrics port's liveness heartbeat).
@@ -234,9 +236,15 @@ class Service:
         sources: list[Record | None] = []  # the record of each instance, for a dead letter (None: a re-ask)
         topic_instances, topic_labels = self.config.topic_instances, self.config.topic_labels
         pending = self.pending
+        decided_upto, redecided = self._decided_upto, 0
         for record in records:
             topic = record.topic
             if topic == topic_instances:
+                if record.offset < decided_upto.get((topic, record.partition), -1):
+                    # decided here already and its request stored: read again because a commit failed
+                    redecided += 1
+                    commit[(topic, record.partition)] = record.offset + 1
+                    continue
                 instance = self._validate(record, read_instance)
                 if instance is not None:
                     if instance[0] in pending or pending.was_joined(instance[0]):
@@ -251,6 +259,9 @@ class Service:
             elif topic == topic_labels:
                 self._handle_label(record)
                 commit[(topic, record.partition)] = record.offset + 1
+        if redecided:
+            self.metrics.skipped.labels("already_decided").inc(redecided)
+            log.info("%d instances read again after a failed commit were decided here already: not again", redecided)
         if reasks:  # decided like instances (the budget pays for them), without a record: not counted as instances
             instances.extend(reasks)
             sources.extend([None] * len(reasks))
@@ -285,6 +296,10 @@ class Service:
             self._failed = True
             self._tentative = None
             raise
+        topic_instances = self.config.topic_instances
+        for partition, offset in commit.items():  # decided and stored, whether or not the commit goes through
+            if partition[0] == topic_instances and offset > self._decided_upto.get(partition, -1):
+                self._decided_upto[partition] = offset
         if self._tentative is not None:  # the broker has the requests: the budget moves now
             self.learner.confirm(self._tentative)
             self._tentative = None

@@ -32,10 +32,11 @@ class Metrics:
         )
         self.skipped = Counter(
             "streamal_instances_skipped", "Instances not asked about again, by reason (a request for the id is "
-            "pending or was answered: the instance was read again after a crash, or produced twice).", ["reason"],
+            "pending or was answered, or this replica decided the record already: the instance was read again after "
+            "a crash or a failed commit, or produced twice).", ["reason"],
             registry=r,
         )
-        for reason in ("already_requested", "already_labeled"):
+        for reason in ("already_requested", "already_labeled", "already_decided"):
             self.skipped.labels(reason)
         self.reasked = Counter(
             "streamal_requests_reasked", "Expired label requests asked again (STREAMAL_REASK_EXPIRED): still "

@@ -199,3 +199,17 @@ def test_requests_dropped_at_the_pending_bound_are_counted(tmp_path):
     asked = len(requests_by_id(broker))
     assert asked > 10 and len(service.pending) == 10
     assert value(service.metrics, "streamal_pending_evicted_total") == asked - 10
+
+
+def test_records_read_again_after_a_failed_commit_are_committed_not_decided_again(tmp_path):
+    broker, service = make(tmp_path, partitions=1)
+    produce_instances(broker, 1000)
+    drain(service, 3)
+    asked = len(broker.records("streamal.label-requests"))
+    service.group.seek("streamal.instances", 0, 0)  # what a rejoin after a failed commit does
+    drain(service, 3)
+    # The 90 % not asked about would otherwise be decided again, and some of them asked: the budget paid twice.
+    assert len(broker.records("streamal.label-requests")) == asked
+    assert value(service.metrics, "streamal_instances_skipped_total", reason="already_decided") == 1000
+    assert value(service.metrics, "streamal_instances_total") == 1000
+    assert broker.committed["g"][("streamal.instances", 0)] == 1000

@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ for _path in (_TESTS, _TESTS / "integration"):  # apache_kafka.py; the integrati
         sys.path.insert(0, str(_path))
 
 from apache_kafka import ApacheKafka, ApacheKafkaCluster
+from helpers import fresh_names
 
 from streamal.service.settings import Settings, load_settings
 
@@ -148,15 +148,9 @@ def chaos_settings(scale: Scale) -> Callable[..., Settings]:
     """Settings with fresh topics and group on ``bootstrap``; keywords override."""
 
     def make(bootstrap: str, **overrides: Any) -> Settings:
-        run = f"chaos-{uuid.uuid4().hex[:12]}"
         values: dict[str, Any] = {
             "bootstrap_servers": bootstrap,
-            "group_id": run,
-            "topic_instances": f"{run}.instances",
-            "topic_label_requests": f"{run}.label-requests",
-            "topic_labels": f"{run}.labels",
-            "topic_training": f"{run}.training",
-            "topic_dead_letter": f"{run}.dead-letter",
+            **fresh_names("chaos"),
             "session_timeout_ms": SESSION_TIMEOUT_MS,
             "budget": scale.budget,
             "partitions": 4,

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: apache_kafka.py
 from apache_kafka import ApacheKafka, ApacheKafkaCluster, kafka_version  # noqa: E402
+
+from helpers import fresh_names  # noqa: E402
 
 from streamal.service.settings import Settings, load_settings  # noqa: E402
 
@@ -123,15 +124,9 @@ def settings_for(broker: Broker) -> Callable[..., Settings]:
     """Settings on the session's broker with fresh topic names and group; keywords override."""
 
     def make(**overrides: Any) -> Settings:
-        run = f"test-{uuid.uuid4().hex[:12]}"
         values: dict[str, Any] = {
             "bootstrap_servers": broker.bootstrap,
-            "group_id": run,
-            "topic_instances": f"{run}.instances",
-            "topic_label_requests": f"{run}.label-requests",
-            "topic_labels": f"{run}.labels",
-            "topic_training": f"{run}.training",
-            "topic_dead_letter": f"{run}.dead-letter",
+            **fresh_names(),
             "session_timeout_ms": TEST_SESSION_TIMEOUT_MS,
             "partitions": 3,
         }

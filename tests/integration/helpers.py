@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,6 +40,19 @@ from streamal.service.settings import Settings, env_name
 LABEL_REQUEST_FIELDS = frozenset(
     {"id", "features", "score", "strategy", "threshold", "prediction", "model_version", "mode", "requested_at"}
 )
+
+
+def fresh_names(prefix: str = "test") -> dict[str, str]:
+    """A group id and topic names of their own (a uuid per call): tests on one broker never share state."""
+    run = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    return {
+        "group_id": run,
+        "topic_instances": f"{run}.instances",
+        "topic_label_requests": f"{run}.label-requests",
+        "topic_labels": f"{run}.labels",
+        "topic_training": f"{run}.training",
+        "topic_dead_letter": f"{run}.dead-letter",
+    }
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1,

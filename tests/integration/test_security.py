@@ -18,7 +18,6 @@ import ssl
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from helpers import (
     ServiceProcess,
     ServiceThread,
     free_port,
+    fresh_names,
     read_topic,
     settings_env,
     values,
@@ -80,15 +80,9 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
 
 def secured(secure: SecureKafka, tmp_path: Path, listener: str, **overrides: Any) -> Settings:
     """Settings for ``listener`` (``SASL_SSL``: SCRAM as ``alice``; ``SSL``: the CA only), fresh topics."""
-    run = f"test-{uuid.uuid4().hex[:12]}"
     fields: dict[str, Any] = {
         "bootstrap_servers": secure.kafka.bootstrap_for(listener),
-        "group_id": run,
-        "topic_instances": f"{run}.instances",
-        "topic_label_requests": f"{run}.label-requests",
-        "topic_labels": f"{run}.labels",
-        "topic_training": f"{run}.training",
-        "topic_dead_letter": f"{run}.dead-letter",
+        **fresh_names(),
         "session_timeout_ms": TEST_SESSION_TIMEOUT_MS,
         "partitions": 2,
         "state_dir": tmp_path / "state",

@@ -63,7 +63,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -200,16 +200,17 @@ def fill(settings: Settings, topic: str, records: list[tuple[bytes, bytes]], lab
 
 
 class FirstPoll:
-    """Wraps a Service's group source from outside: notes when the first records arrived."""
+    """Wraps a Service's group source from outside: notes when the first records arrived (by ``clock``)."""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Any, clock: Callable[[], float] = time.perf_counter) -> None:
         self.source = source
+        self.clock = clock
         self.first: float | None = None
 
     def poll(self, timeout_s: float = 1.0, max_records: int | None = None) -> list[Any]:
         records = self.source.poll(timeout_s, max_records)
         if records and self.first is None:
-            self.first = time.perf_counter()
+            self.first = self.clock()
         return records
 
     def __getattr__(self, name: str) -> Any:
@@ -447,23 +448,6 @@ def memory_child(bootstrap: str, run: str, state: str, pending: int, partitions:
 # ----------------------------------------------------------------------------- phase 5: replicas
 
 
-class Stamped:
-    """Wraps a Service's group source from outside: wall-clock time of its first non-empty poll."""
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self.first: float | None = None
-
-    def poll(self, timeout_s: float = 1.0, max_records: int | None = None) -> list[Any]:
-        records = self.source.poll(timeout_s, max_records)
-        if records and self.first is None:
-            self.first = time.time()
-        return records
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.source, name)
-
-
 def replicas(bootstrap: str, stream: str, n: int, count: int, budget: float, partitions: int,
              records: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
     """``count`` service replicas (child processes, one group) drain ``n`` instances: instances per second."""
@@ -537,7 +521,7 @@ def replica_child(bootstrap: str, run: str, state: str, budget: float, partition
     """One replica of :func:`replicas`: built, then stepping from "go" until "stop"; JSON lines on stdout."""
     settings = settings_for(bootstrap, run, Path(state), partitions=partitions, budget=budget)
     service = serve.build(settings, Metrics())
-    probe = Stamped(service.group)
+    probe = FirstPoll(service.group, clock=time.time)  # wall clock: compared across processes
     service.group = probe
     print(json.dumps({"built": True}), flush=True)
     stop = threading.Event()

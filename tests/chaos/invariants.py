@@ -1,7 +1,7 @@
 """What must hold after any fault (DESIGN section 4), read from the topics themselves.
 
 - no label lost: every label on the labels topic whose request exists is on
-  the training topic (:func:`lost_labels`, as in ``tests/integration/test_faults.py``);
+  the training topic (as :func:`helpers.lost_labels` checks in ``tests/integration/test_faults.py``);
 - every label the annotator produced and the broker acknowledged is on the training topic;
 - pending requests intact: every request the annotator kept unanswered until
   the end is joined once it is answered (no replica forgot it);
@@ -25,14 +25,6 @@ from helpers import committed_reach_ends, read_topic, values, wait_until
 from streamal.service import kafka
 from streamal.service.records import Record
 from streamal.service.settings import Settings
-
-
-def lost_labels(settings: Settings) -> tuple[set[str], Counter[str]]:
-    """Ids whose label reached the broker, whose request exists, but that are not on the training topic."""
-    asked = {q["id"] for q in values(read_topic(settings, settings.topic_label_requests, idle_polls=1))}
-    answered = {lab["id"] for lab in values(read_topic(settings, settings.topic_labels, idle_polls=1))}
-    trained = Counter(t["id"] for t in values(read_topic(settings, settings.topic_training, idle_polls=1)))
-    return (answered & asked) - set(trained), trained
 
 
 def read_to_end(settings: Settings, topic: str, timeout_s: float = 60.0) -> list[Record]:

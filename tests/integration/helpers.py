@@ -140,6 +140,14 @@ def values(records: Iterable[Record]) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in records]
 
 
+def lost_labels(settings: Settings) -> tuple[set[str], Counter[str]]:
+    """Ids whose label reached the broker, whose request exists, but that are not on the training topic."""
+    asked = {q["id"] for q in values(read_topic(settings, settings.topic_label_requests, idle_polls=1))}
+    answered = {lab["id"] for lab in values(read_topic(settings, settings.topic_labels, idle_polls=1))}
+    trained = Counter(t["id"] for t in values(read_topic(settings, settings.topic_training, idle_polls=1)))
+    return (answered & asked) - set(trained), trained
+
+
 def ends(records: Iterable[Record]) -> dict[int, int]:
     """Per partition, the offset after the last record read (offsets are contiguous from 0)."""
     out: dict[int, int] = {}

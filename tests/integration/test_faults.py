@@ -33,6 +33,7 @@ from helpers import (
     ServiceThread,
     committed_reach_ends,
     free_port,
+    lost_labels,
     read_topic,
     values,
     wait_until,
@@ -46,14 +47,6 @@ from streamal.service.settings import Settings
 
 integration = pytest.mark.integration
 PARTITIONS = 3
-
-
-def _lost_labels(settings: Settings) -> tuple[set[str], dict[str, int]]:
-    """Ids whose label reached the broker, whose request exists, but that are not on the training topic."""
-    asked = {q["id"] for q in values(read_topic(settings, settings.topic_label_requests, idle_polls=1))}
-    answered = {lab["id"] for lab in values(read_topic(settings, settings.topic_labels, idle_polls=1))}
-    trained = Counter(t["id"] for t in values(read_topic(settings, settings.topic_training, idle_polls=1)))
-    return (answered & asked) - set(trained), trained
 
 
 # ---------------------------------------------------------------------- crashes
@@ -102,7 +95,7 @@ def test_sigkill_at_random_points_loses_no_label_and_commits_every_instance(
             wait_until(lambda: committed_reach_ends(settings, settings.topic_instances, instance_records,
                                                     PARTITIONS)[0],
                        90, "the instances' offsets to be committed", failed=service.failed, required=False)
-            wait_until(lambda: not _lost_labels(settings)[0], 30, "every answered label on the training topic",
+            wait_until(lambda: not lost_labels(settings)[0], 30, "every answered label on the training topic",
                        interval_s=1.0, failed=lambda: service.failed() or oracle.failed(), required=False)
             answered = oracle.answered
         assert service.terminate() == 0, service.log_tail()
@@ -112,7 +105,7 @@ def test_sigkill_at_random_points_loses_no_label_and_commits_every_instance(
     requests = Counter(q["id"] for q in values(request_records))
     label_records = read_topic(settings, settings.topic_labels)
     labels = Counter(lab["id"] for lab in values(label_records))
-    lost, trained = _lost_labels(settings)
+    lost, trained = lost_labels(settings)
     done, got, want = committed_reach_ends(settings, settings.topic_instances, instance_records, PARTITIONS)
     done_labels, got_labels, want_labels = committed_reach_ends(settings, settings.topic_labels, label_records,
                                                                 PARTITIONS)
@@ -216,7 +209,7 @@ def test_the_service_recovers_by_itself_after_the_broker_froze_for_15_s(
                 wait_until(lambda: committed_reach_ends(settings, settings.topic_instances, instance_records,
                                                         PARTITIONS)[0],
                            60, "the instances' offsets to be committed", failed=service.failed)
-        assert not _lost_labels(settings)[0]
+        assert not lost_labels(settings)[0]
         assert len(instance_records) == n
 
 

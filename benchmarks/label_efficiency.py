@@ -136,10 +136,37 @@ def best_anchor_at_rate(cells: dict[str, dict[float, tuple[float, float]]], budg
     return name, acc, -neg_rate
 
 
+def strongest_anchor(per_stream: dict[str, dict[str, dict[float, tuple[float, float]]]], streams: list[str],
+                     budget: float, max_rate: float = float("inf")) -> tuple[str, float, float] | None:
+    """The anchor with the best mean accuracy over ``streams`` at ``budget`` whose mean realised rate is at
+    most ``max_rate`` (percent): ``(name, mean acc %, mean rate %)``, or ``None``.
+
+    Only anchors measured on every one of the streams count; full supervision never does.
+
+    >>> cells = {"s1": {"a [GNB]": {0.01: (70.0, 1.5)}, "b [LR]": {0.01: (60.0, 0.9)}},
+    ...          "s2": {"a [GNB]": {0.01: (60.0, 1.4)}, "b [LR]": {0.01: (62.0, 1.0)}}}
+    >>> strongest_anchor(cells, ["s1", "s2"], 0.01), strongest_anchor(cells, ["s1", "s2"], 0.01, 1.05)
+    (('a [GNB]', 65.0, 1.45), ('b [LR]', 61.0, 0.95))
+    """
+    names = {a for s in streams for a in per_stream.get(s, {}) if not is_full(a)}
+    best = None
+    for a in sorted(names):
+        cells = [per_stream[s][a][budget] for s in streams if budget in per_stream.get(s, {}).get(a, {})]
+        if len(cells) != len(streams):
+            continue
+        acc, rate = mean(c[0] for c in cells), mean(c[1] for c in cells)
+        if rate <= max_rate + 1e-9 and (best is None or acc > best[1]):
+            best = (a, round(acc, 4), round(rate, 4))
+    return best
+
+
 def print_comparison(results: list[dict[str, Any]], streams: list[str], strategy: str, manager: str) -> None:
     """Per stream and budget, streamal against the best anchor of that stream that spent no more labels
     (any method, any model), the mean of those gaps per budget, and the means against the strongest
-    single anchor (the one with the best mean over the streams)."""
+    single anchor (the one with the best mean over the streams), both as the anchors' summary names it,
+    whatever it spent, and held to streamal's budget: a mean realised rate at most 5 % above streamal's
+    (the tolerance every run is allowed), so no gain is claimed against an anchor with fewer labels
+    or lost to one with more."""
     anchors = load_anchors()
     mine = {(r["stream"], r["budget"]): r for r in results if (r["strategy"], r["manager"]) == (strategy, manager)}
     rand = {(r["stream"], r["budget"]): r for r in results if r["strategy"] == "random" and r["manager"] == manager}
@@ -175,17 +202,18 @@ def print_comparison(results: list[dict[str, Any]], streams: list[str], strategy
         return
     print("\n## Means over the streams\n")
     print("| budget | streamal acc | mean rate | mean gap to each stream's best anchor (streams) "
-          "| strongest single anchor (mean acc) | gain over it | streamal random |")
-    print("|---:|---:|---:|---:|---|---:|---:|")
+          "| strongest single anchor (mean acc, mean rate %) | gain over it "
+          "| strongest at a mean rate ≤ 1.05 × streamal's | gain over it | streamal random |")
+    print("|---:|---:|---:|---:|---|---:|---|---:|---:|")
     for b in BUDGETS:
         if len(means[b]["s"]) != len(streams):
             continue
-        strongest = max(((a, v[b][0]) for a, v in anchors.summary.items() if not is_full(a) and b in v),
-                        key=lambda t: t[1])
-        s = mean(means[b]["s"])
-        print(f"| {b:.0%} | {s:.2f} | {mean(means[b]['rate']):.2f} | {mean(means[b]['gap']):+.2f} "
-              f"({len(means[b]['gap'])}) | {strongest[0]} ({strongest[1]:.2f}) | {s - strongest[1]:+.2f} | "
-              f"{mean(means[b]['r']):.2f} |")
+        s, rate = mean(means[b]["s"]), mean(means[b]["rate"])
+        strongest = strongest_anchor(anchors.per_stream, streams, b)
+        held = strongest_anchor(anchors.per_stream, streams, b, 1.05 * rate)
+        cells = [f"{t[0]} ({t[1]:.2f}, {t[2]:.2f}) | {s - t[1]:+.2f}" if t else "— | —" for t in (strongest, held)]
+        print(f"| {b:.0%} | {s:.2f} | {rate:.2f} | {mean(means[b]['gap']):+.2f} "
+              f"({len(means[b]['gap'])}) | {cells[0]} | {cells[1]} | {mean(means[b]['r']):.2f} |")
 
 
 def print_generated(results: list[dict[str, Any]], streams: list[str], strategy: str, manager: str) -> None:

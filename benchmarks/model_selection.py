@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from river import naive_bayes, neighbors, tree  # noqa: E402
 
-from benchmarks.anchors import is_full, load_anchors  # noqa: E402
-from benchmarks.label_efficiency import BUDGETS, best_anchor_at_rate, mean  # noqa: E402
+from benchmarks.anchors import load_anchors  # noqa: E402
+from benchmarks.label_efficiency import BUDGETS, best_anchor_at_rate, mean, strongest_anchor  # noqa: E402
 from benchmarks.streams import ANCHOR_STREAMS, load  # noqa: E402
 from streamal import ActiveLearner  # noqa: E402
 from streamal.core import batch  # noqa: E402
@@ -262,10 +262,9 @@ def print_tables(results: list[dict[str, Any]], streams: list[str], variants: li
             if len(rs) != len(streams):
                 cells.append("—")
                 continue
-            strongest = max(((a, x[b][0]) for a, x in anchors.summary.items() if not is_full(a) and b in x),
-                            key=lambda t: t[1])
+            strongest = strongest_anchor(anchors.per_stream, streams, b)
             acc = mean(100 * r["accuracy"] for r in rs)
-            gain = f"{acc - strongest[1]:+.2f}" if full_set else "—"
+            gain = f"{acc - strongest[1]:+.2f}" if full_set and strongest else "—"
             cells.append(f"{mean(gaps.get((v, b), [])):+.2f} / {gain} / {mean(100 * r['label_rate'] for r in rs):.2f}")
             worst.append(min(gaps.get((v, b), [0.0])))
         print(f"| {v} | " + " | ".join(cells) + f" | {min(worst) if worst else float('nan'):+.2f} |")

@@ -2,13 +2,17 @@
 
 Cost-Effective Active Learning (CEAL) [1]: an instance the model is very sure
 of is learned with the model's own prediction, while the uncertain ones go to
-people. This prototype wraps streamal's default learner (``ActiveLearner``
-with its default model, strategy and budget manager) in an :class:`Asker`
-that :func:`streamal.core.evaluate.prequential` runs as is, so the protocol
-is the label-efficiency one: every instance is predicted and scored before
-its label decision, and only a requested label is a real label. After the
-decision, an instance that was *not* asked is learned with its prediction
-(a pseudo-label) when
+people. This benchmark runs streamal's default learner (``ActiveLearner``
+with its default model, strategy and budget manager) with a pseudo-label rule
+(``pseudo_labels=``: :class:`streamal.core.pseudo.PseudoLabels`, the option
+``streamal simulate --pseudo-labels`` and ``STREAMAL_PSEUDO_LABELS`` use, or
+one of the variants below), wrapped in ``simulate``'s
+:class:`~streamal.apps.simulate.PseudoLabeling`, an :class:`Asker` that
+:func:`streamal.core.evaluate.prequential` runs as is, so the protocol is the
+label-efficiency one: every instance is predicted and scored before its label
+decision, and only a requested label is a real label. After the decision, an
+instance that was *not* asked is learned with its prediction (a pseudo-label)
+when
 
 - the model is confident: top class probability ≥ δ (``p95``, ``p99``), or,
   as CEAL does, normalised entropy −Σ p log p / log K ≤ ε_t with a threshold
@@ -50,49 +54,25 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
 import math
 import sys
 import time
 from collections import deque
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.streams import ANCHOR_STREAMS, EXTRA_STREAMS, load
 from streamal import ActiveLearner
+from streamal.apps.simulate import PseudoLabeling
 from streamal.core.evaluate import prequential
 from streamal.core.learner import DEFAULT_MODEL
+from streamal.core.pseudo import PseudoLabels
 
 BUDGETS = (0.01, 0.05)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """When an unasked instance becomes a pseudo-label (see the module docstring)."""
-
-    kind: str  # "off", "proba" (top probability ≥ delta), "entropy" (normalised entropy ≤ ε_t) or "top" (rank)
-    delta: float = 0.99
-    per_label: float = 1.0  # k: at most k pseudo-labels per real label
-    warmup: int = 20
-    eps0: float = 0.3
-    decay: float = 0.001  # per real label
-    eps_min: float = 0.05
-    top: float = 0.1  # "top": the most confident ``top`` share of the last ``window`` unasked instances
-    window: int = 500
-
-    def confident(self, proba: Mapping[Hashable, float], real: int, recent: Recent | None = None) -> bool:
-        if self.kind == "proba":
-            return max(proba.values()) >= self.delta
-        if self.kind == "top":
-            return recent.is_top(max(proba.values()), self.top)  # type: ignore[union-attr]
-        k = len(proba)
-        if k < 2:
-            return False
-        h = -sum(p * math.log(p) for p in proba.values() if p > 0.0) / math.log(k)
-        return h <= max(self.eps_min, self.eps0 - self.decay * real)
 
 
 class Recent:
@@ -119,82 +99,79 @@ class Recent:
         return top
 
 
-CONFIGS: dict[str, Rule] = {
-    "base": Rule("off"),
-    "p95k1": Rule("proba", delta=0.95, per_label=1),
-    "p95k5": Rule("proba", delta=0.95, per_label=5),
-    "p99k1": Rule("proba", delta=0.99, per_label=1),
-    "p99k5": Rule("proba", delta=0.99, per_label=5),
-    "decayk1": Rule("entropy", per_label=1),
-    "decayk5": Rule("entropy", per_label=5),
+class DecayingEntropy(PseudoLabels):
+    """CEAL's own criterion: normalised entropy −Σ p log p / log K ≤ ε_t = max(ε_min, ε_0 − d·t), t real labels.
+
+    Warm-up and cap as :class:`PseudoLabels` (``min_proba`` is not used).
+    """
+
+    def __init__(self, eps0: float = 0.3, decay: float = 0.001, eps_min: float = 0.05, warmup: int = 20,
+                 per_label: float = 1.0) -> None:
+        super().__init__(warmup=warmup, per_label=per_label)
+        self.eps0 = eps0
+        self.decay = decay
+        self.eps_min = eps_min
+
+    def confident(self, proba: Mapping[Hashable, float], real: int) -> bool:
+        k = len(proba)
+        if k < 2:
+            return False
+        h = -sum(p * math.log(p) for p in proba.values() if p > 0.0) / math.log(k)
+        return h <= max(self.eps_min, self.eps0 - self.decay * real)
+
+
+class TopShare(PseudoLabels):
+    """Calibration-free, not in CEAL: the top probability ranks among the highest ``top`` share of recent unasked ones.
+
+    The last ``window`` unasked instances (past the warm-up) are ranked; warm-up
+    and cap as :class:`PseudoLabels` (``min_proba`` is not used). Every
+    instance reaching :meth:`confident` joins the ranking, also when the cap
+    then refuses it.
+    """
+
+    def __init__(self, top: float = 0.1, window: int = 500, warmup: int = 20, per_label: float = 1.0) -> None:
+        super().__init__(warmup=warmup, per_label=per_label)
+        self.top = top
+        self.window = window
+        self._recent = Recent(window)
+
+    def confident(self, proba: Mapping[Hashable, float], real: int) -> bool:
+        return self._recent.is_top(max(proba.values()), self.top)
+
+
+#: Each config makes a fresh rule (``TopShare`` keeps a ranking), None: no pseudo-labels.
+CONFIGS: dict[str, Callable[[], PseudoLabels | None]] = {
+    "base": lambda: None,
+    "p95k1": lambda: PseudoLabels(min_proba=0.95, per_label=1),
+    "p95k5": lambda: PseudoLabels(min_proba=0.95, per_label=5),
+    "p99k1": lambda: PseudoLabels(min_proba=0.99, per_label=1),  # the defaults of STREAMAL_PSEUDO_LABELS
+    "p99k5": lambda: PseudoLabels(min_proba=0.99, per_label=5),
+    "decayk1": lambda: DecayingEntropy(per_label=1),
+    "decayk5": lambda: DecayingEntropy(per_label=5),
     # calibration-free variants: a lower δ, and the most confident 10 % of recent unasked instances
-    "p80k5": Rule("proba", delta=0.80, per_label=5),
-    "top10k1": Rule("top", top=0.1, per_label=1),
-    "top10k5": Rule("top", top=0.1, per_label=5),
+    "p80k5": lambda: PseudoLabels(min_proba=0.80, per_label=5),
+    "top10k1": lambda: TopShare(top=0.1, per_label=1),
+    "top10k5": lambda: TopShare(top=0.1, per_label=5),
     # warm-up ablations (not in the default run)
-    "p99k5w12": Rule("proba", delta=0.99, per_label=5, warmup=12),
-    "p99k5w50": Rule("proba", delta=0.99, per_label=5, warmup=50),
-    "p95k5w50": Rule("proba", delta=0.95, per_label=5, warmup=50),
+    "p99k5w12": lambda: PseudoLabels(min_proba=0.99, per_label=5, warmup=12),
+    "p99k5w50": lambda: PseudoLabels(min_proba=0.99, per_label=5, warmup=50),
+    "p95k5w50": lambda: PseudoLabels(min_proba=0.95, per_label=5, warmup=50),
 }
 DEFAULT_CONFIGS = ("base", "p95k1", "p95k5", "p99k1", "p99k5", "decayk1", "decayk5", "p80k5", "top10k1", "top10k5")
 
 
-class PseudoLabeling:
-    """An :class:`~streamal.core.evaluate.Asker` around an ``ActiveLearner`` that adds pseudo-labels.
+def run(config: str, learner: ActiveLearner, stream: Any, limit: int | None = None,
+        expected: int | None = None) -> tuple[Any, PseudoLabeling]:
+    """A prequential run of ``learner`` with the pseudo-labels of ``config``; its result and the wrapper.
 
-    Uses the learner's public methods only: ``ask`` decides (and predicts),
-    then a confident unasked instance is ``learn``-ed with its prediction.
-    ``truth`` is set by the benchmark's stream wrapper to count wrong
-    pseudo-labels; the rule never reads it. (``learn`` of a pseudo-label
-    also feeds the learner's drift detector an error of 0, its prediction
-    being its label; with the default ``drift_boost=0`` that changes no
-    decision. The core version would skip it.)
-
-    >>> w = PseudoLabeling(ActiveLearner(budget=0.05, seed=42), CONFIGS["p80k5"])
-    >>> r = prequential(w, _telling(load("phishing"), w, None), trace_points=0)
+    >>> r, w = run("p80k5", ActiveLearner(budget=0.05, seed=42), load("phishing"))
     >>> r.labels, w.pseudo, w.wrong, round(r.accuracy, 4)
     (63, 179, 6, 0.8704)
     """
-
-    def __init__(self, learner: ActiveLearner, rule: Rule) -> None:
-        self.learner = learner
-        self.rule = rule
-        self.task = learner.task
-        self.budget = learner.budget
-        self.real = 0
-        self.pseudo = 0
-        self.wrong = 0
-        self.truth: Any = None
-        self.recent = Recent(rule.window)
-
-    def ask(self, x: Mapping[str, Any]) -> Any:
-        d = self.learner.ask(x)
-        rule = self.rule
-        if (
-            rule.kind != "off"
-            and not d.query
-            and d.prediction is not None
-            and self.real >= rule.warmup
-            and rule.confident(d.proba, self.real, self.recent)  # before the cap: "top" ranks every one
-            and self.pseudo < rule.per_label * self.real
-        ):
-            self.learner.learn(x, d.prediction)
-            self.pseudo += 1
-            self.wrong += d.prediction != self.truth
-        return d
-
-    def learn(self, x: Mapping[str, Any], y: Any) -> None:
-        self.learner.learn(x, y)
-        self.real += 1
-
-
-def _telling(stream: Any, wrapper: PseudoLabeling, limit: int | None) -> Iterator[tuple[Any, Any]]:
-    """The stream, telling ``wrapper`` each instance's truth just before prequential sees it."""
-    for i, (x, y) in enumerate(stream):
-        if limit is not None and i >= limit:
-            return
-        wrapper.truth = y
-        yield x, y
+    learner.set_pseudo_labels(CONFIGS[config]())
+    wrapper = PseudoLabeling(learner)
+    data = stream if limit is None else itertools.islice(stream, limit)
+    return prequential(wrapper, wrapper.telling(data), expected=expected, trace_points=0), wrapper
 
 
 def run_one(job: tuple[str, str, float, int, int | None, str]) -> dict[str, Any]:
@@ -202,9 +179,9 @@ def run_one(job: tuple[str, str, float, int, int | None, str]) -> dict[str, Any]
     stream = load(stream_name)
     data = list(stream)  # generation outside the timed loop
     n = min(len(data), limit) if limit else len(data)
-    wrapper = PseudoLabeling(ActiveLearner(model=model, budget=budget, seed=seed), CONFIGS[config])
+    learner = ActiveLearner(model=model, budget=budget, seed=seed)
     start = time.perf_counter()
-    result = prequential(wrapper, _telling(data, wrapper, limit), expected=n, trace_points=0)
+    result, wrapper = run(config, learner, data, limit, expected=n)
     seconds = time.perf_counter() - start
     return {
         "stream": stream_name, "config": config, "budget": budget, "seed": seed, "n": result.n,

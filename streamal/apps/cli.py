@@ -105,6 +105,16 @@ def main() -> None:
                    "(slower than L: requests queue up).")
 @click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True), metavar="F",
               help="Hold out the last F of the stream (never asked, never learned) and score the final models on it.")
+@click.option("--pseudo-labels", is_flag=True,
+              help="Active learning also learns confident unasked instances with its own prediction (CEAL "
+                   "pseudo-labels; measured to barely help, hence off by default: docs/pseudo_labels.md). "
+                   "Reported apart from the real labels, with how many were wrong.")
+@click.option("--pseudo-min-proba", default=0.99, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              metavar="P", help="With --pseudo-labels: the lowest top-class probability that makes a pseudo-label.")
+@click.option("--pseudo-warmup", default=20, show_default=True, type=click.IntRange(0), metavar="N",
+              help="With --pseudo-labels: real labels learned before the first pseudo-label.")
+@click.option("--pseudo-per-label", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True),
+              metavar="K", help="With --pseudo-labels: at most K pseudo-labels per real label.")
 @click.option("--report-json", type=click.Path(path_type=Path), callback=_output, help="Write the report as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), callback=_output,
               help="Write a PNG of accuracy and label rate over the stream (and, on a clock, requests per hour "
@@ -120,7 +130,8 @@ def main() -> None:
 def simulate(ctx: click.Context, source: str, target: str | None, model: str, strategy: str | None,
              budget_manager: str | None, budget: float, mode: str, pool_size: int, task: str | None,
              text_features: str | None, limit: int | None, seed: int, labels_per_hour: float | None, rate: float,
-             answer_delay: float, annotator_speed: float | None, holdout: float | None, report_json: Path | None,
+             answer_delay: float, annotator_speed: float | None, holdout: float | None, pseudo_labels: bool,
+             pseudo_min_proba: float, pseudo_warmup: int, pseudo_per_label: float, report_json: Path | None,
              plot_path: Path | None, export_labels: Path | None, trace_path: Path | None, quiet: bool) -> None:
     """Run the whole loop on SOURCE with a simulated annotator, no broker needed.
 
@@ -136,6 +147,11 @@ def simulate(ctx: click.Context, source: str, target: str | None, model: str, st
     label when its answer arrives, and the budget follows the capacity and
     the backlog. Random sampling then asks as many labels as active learning
     in every minute.
+
+    With --pseudo-labels, an instance active learning did not ask about is
+    learned with its prediction when the model is confident enough: the
+    report counts these pseudo-labels (and the wrong ones) apart; labels and
+    label rate stay the real labels.
     """
     from click.core import ParameterSource
 
@@ -147,6 +163,11 @@ def simulate(ctx: click.Context, source: str, target: str | None, model: str, st
             if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
                 raise click.ClickException(f"--{name.replace('_', '-')} sets the clock of --labels-per-hour: give "
                                            "--labels-per-hour L too")
+    if not pseudo_labels:
+        for name in ("pseudo_min_proba", "pseudo_warmup", "pseudo_per_label"):
+            if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT):
+                raise click.ClickException(f"--{name.replace('_', '-')} sets the rule of --pseudo-labels: give "
+                                           "--pseudo-labels too")
     outputs = [(flag, p) for flag, p in (("--report-json", report_json), ("--plot", plot_path),
                                          ("--export-labels", export_labels), ("--trace", trace_path)) if p]
     for i, (flag, p) in enumerate(outputs):
@@ -158,7 +179,9 @@ def simulate(ctx: click.Context, source: str, target: str | None, model: str, st
     config = sim_mod.SimulationConfig(model=model, strategy=strategy, budget_manager=budget_manager,
                                       budget=budget, mode=mode, pool_size=pool_size, seed=seed, text_features=texts,
                                       labels_per_hour=labels_per_hour, rate=rate, answer_delay_s=answer_delay,
-                                      annotator_speed=annotator_speed, holdout=holdout)
+                                      annotator_speed=annotator_speed, holdout=holdout, pseudo_labels=pseudo_labels,
+                                      pseudo_min_proba=pseudo_min_proba, pseudo_warmup=pseudo_warmup,
+                                      pseudo_per_label=pseudo_per_label)
     try:  # everything a user can get wrong fails here, before the run
         dataset = load(source, target=target, limit=limit, text_features=texts, seed=seed, task=task)
         simulator = sim_mod.prepare(dataset, config)
@@ -462,6 +485,13 @@ def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
             cells.append(f"{h.mae:.4g}" if regression else f"{100 * h.accuracy:.2f} %")
         table.add_row(name, *cells)
     out.print(table)
+    if sim.pseudo is not None:
+        per = sim.pseudo / active.labels if active.labels else 0.0
+        wrong = f"{sim.pseudo_wrong:,} wrong ({100 * sim.pseudo_wrong / sim.pseudo:.1f} %)" if sim.pseudo else "none wrong"
+        out.print(f"Pseudo-labels: active learning also learned {sim.pseudo:,} unasked instances with its own prediction "
+                  f"({per:.2f} per real label), {wrong}; they are not in its labels or label rate. Rule: top-class "
+                  f"probability ≥ {c.pseudo_min_proba:g}, after {c.pseudo_warmup:,} real labels, at most "
+                  f"{c.pseudo_per_label:g} per real label.")
     if c.timed:
         _print_clock(out, sim)
     elif not sim.budget_kept:

@@ -8,7 +8,10 @@ at ``rate`` per second, a simulated annotator answers after a delay at a
 limited speed, and the budget follows :class:`~streamal.core.budget.capacity.Capacity`
 as in the service. What a team takes away: the labeled set (:func:`write_labels`),
 every decision (:func:`write_trace`), a held-out figure (``holdout``) and the
-labels active learning saved (:meth:`Simulation.labels_to_target`).
+labels active learning saved (:meth:`Simulation.labels_to_target`). With
+``pseudo_labels`` the active run also learns confident unasked instances with
+their predictions (:class:`~streamal.core.pseudo.PseudoLabels`, off by
+default), counted apart from the real labels (:class:`PseudoLabeling`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import math
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +31,7 @@ from streamal.core.budget.capacity import Capacity
 from streamal.core.errors import ParameterError
 from streamal.core.evaluate import Annotator, Hour, Result, holdout, prequential, timed_prequential
 from streamal.core.learner import DEFAULT_MODEL, ActiveLearner, default_budget_manager, default_strategy
+from streamal.core.pseudo import PseudoLabels
 
 #: A run keeps its budget when its realised label rate is within this share
 #: of the budget; past it, active and random sampling are not compared "at
@@ -53,7 +57,10 @@ class SimulationConfig:
     ``labels_per_hour``), and the budget follows the capacity with
     ``budget`` as its ceiling. ``holdout`` is the share of the stream, at
     its end, held out: never asked, never learned, scored by the final
-    models.
+    models. ``pseudo_labels`` (stream mode, classification) lets the active
+    run learn confident unasked instances with their predictions, by the
+    rule ``PseudoLabels(pseudo_min_proba, pseudo_warmup, pseudo_per_label)``;
+    random sampling and full supervision run without.
     """
 
     model: str = DEFAULT_MODEL
@@ -70,6 +77,10 @@ class SimulationConfig:
     answer_delay_s: float = 60.0
     annotator_speed: float | None = None
     holdout: float | None = None
+    pseudo_labels: bool = False
+    pseudo_min_proba: float = 0.99
+    pseudo_warmup: int = 20
+    pseudo_per_label: float = 1.0
 
     @property
     def timed(self) -> bool:
@@ -160,6 +171,9 @@ class Simulation:
     holdout: dict[str, Result] | None = None
     decisions: list[list[Any]] | None = None
     arrivals: Sequence[float] | None = None
+    #: Pseudo-labels the active run learned, and how many were not the truth (None: the option is off).
+    pseudo: int | None = None
+    pseudo_wrong: int | None = None
 
     @property
     def budget_kept(self) -> bool:
@@ -248,6 +262,12 @@ class Simulation:
             out |= {"balanced_accuracy": self.active.balanced_accuracy,
                     "random_balanced_accuracy": self.random.balanced_accuracy,
                     "full_balanced_accuracy": self.full.balanced_accuracy}
+        if self.pseudo is not None:  # never in "labels" or "label_rate": those are the real labels
+            out["pseudo_labels"] = {
+                "labels": self.pseudo, "wrong": self.pseudo_wrong,
+                "per_real_label": self.pseudo / self.active.labels if self.active.labels else 0.0,
+                "min_proba": c.pseudo_min_proba, "warmup": c.pseudo_warmup, "per_label": c.pseudo_per_label,
+            }
         if self.holdout is not None:
             out["holdout_n"] = self.holdout["active"].n
             for name, prefix in (("active", ""), ("random", "random_"), ("full", "full_")):
@@ -324,6 +344,45 @@ class Recorder:
         return picked
 
 
+class PseudoLabeling:
+    """A learner (or a :class:`Recorder`) passed through, pseudo-labels added after each decision.
+
+    ``ask`` decides, then a confident unasked instance is learned with its
+    prediction (``pseudo_label``, then ``learn(x, y, pseudo=True)``): the
+    learner's ``n_pseudo`` counts them, apart from the real labels that
+    prequential counts. ``wrong`` counts those that were not the truth,
+    which :meth:`telling` shows it just before each instance is asked
+    (the learner never sees it).
+    """
+
+    def __init__(self, learner: ActiveLearner | Recorder) -> None:
+        self.learner = learner
+        self.wrong = 0
+        self.truth: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.learner, name)
+
+    @property
+    def pseudo(self) -> int:
+        """Pseudo-labels learned."""
+        return self.learner.n_pseudo
+
+    def telling(self, stream: Iterable[tuple[Mapping[str, Any], Any]]) -> Iterator[tuple[Mapping[str, Any], Any]]:
+        """``stream``, setting ``truth`` to each instance's label just before it is yielded."""
+        for x, y in stream:
+            self.truth = y
+            yield x, y
+
+    def ask(self, x: Mapping[str, Any]) -> Any:
+        d = self.learner.ask(x)
+        y = self.learner.pseudo_label(x, d)
+        if y is not None:
+            self.learner.learn(x, y, pseudo=True)
+            self.wrong += y != self.truth
+        return d
+
+
 class _Decided(NamedTuple):
     query: bool
     prediction: Any
@@ -392,26 +451,33 @@ class Simulator:
         c = self.config
         train = self.dataset.examples[: self.split]
         held = self.dataset.examples[self.split:]
-        active_learner: ActiveLearner | Recorder = Recorder(self.active) if record else self.active
+        active_learner: ActiveLearner | Recorder | PseudoLabeling = Recorder(self.active) if record else self.active
+        recorder = active_learner
+        active_train: Iterable[tuple[Mapping[str, Any], Any]] = train
+        pseudo = None
+        if self.active.pseudo_labels is not None:
+            active_learner = pseudo = PseudoLabeling(active_learner)
+            active_train = pseudo.telling(train)
         common: dict[str, Any] = {"expected": len(train), "progress": progress}
         arrivals: list[float] | None = None
         if c.timed:
             arrivals = [i / c.rate for i in range(len(train))]
             clock = {"annotator": c.annotator, "slot_s": SLOT_S, "end_s": len(train) / c.rate, **common}
             capacity = Capacity(c.labels_per_hour, ceiling=c.budget)  # type: ignore[arg-type]
-            active = timed_prequential(active_learner, train, arrivals, capacity=capacity, **clock)
+            active = timed_prequential(active_learner, active_train, arrivals, capacity=capacity, **clock)
             picks = same_labels_per_slot([i for i, _, _ in active.timeline.requests], arrivals, SLOT_S, c.seed)
             random_ = timed_prequential(AskAt(self.random, picks), train, arrivals, **clock)
         else:
-            active = prequential(active_learner, train, mode=c.mode, pool_size=c.pool_size, **common)
+            active = prequential(active_learner, active_train, mode=c.mode, pool_size=c.pool_size, **common)
             random_ = prequential(self.random, train, mode=c.mode, pool_size=c.pool_size, **common)
         full = prequential(self.full, train, full=True, **common)
         scores = None
         if held:
             scores = {name: holdout(learner, held)
                       for name, learner in (("active", self.active), ("random", self.random), ("full", self.full))}
-        decisions = active_learner.decisions if isinstance(active_learner, Recorder) else None
-        return Simulation(self.dataset.name, self.dataset.task, c, active, random_, full, scores, decisions, arrivals)
+        decisions = recorder.decisions if isinstance(recorder, Recorder) else None
+        return Simulation(self.dataset.name, self.dataset.task, c, active, random_, full, scores, decisions, arrivals,
+                          pseudo.pseudo if pseudo else None, pseudo.wrong if pseudo else None)
 
 
 def prepare(dataset: Dataset, config: SimulationConfig) -> Simulator:
@@ -419,9 +485,10 @@ def prepare(dataset: Dataset, config: SimulationConfig) -> Simulator:
 
     The strategy defaults to the task's. A bad model, strategy or budget
     manager, a pool window that would not close before the stream ends, a
-    clock in pool mode, and a holdout that leaves no instance on either
-    side, raise :class:`~streamal.core.errors.ParameterError` (a
-    ``ValueError``) naming the parameter.
+    clock in pool mode, a holdout that leaves no instance on either
+    side, and pseudo-labels in pool mode, for regression or with a bad
+    ``pseudo_*`` parameter, raise :class:`~streamal.core.errors.ParameterError`
+    (a ``ValueError``) naming the parameter.
     """
     config = replace(config, strategy=config.strategy or default_strategy(dataset.task))
     n = len(dataset)
@@ -449,7 +516,18 @@ def prepare(dataset: Dataset, config: SimulationConfig) -> Simulator:
             f"close before the end, so every prediction would come before the first label; give less than {n:,}",
         )
 
-    def learner(strategy: str, budget: float) -> ActiveLearner:
+    pseudo = None
+    if config.pseudo_labels:
+        if config.mode == "pool":
+            raise ParameterError("pseudo_labels", "work in stream mode only (measured there): leave out --mode pool")
+        if dataset.task != "classification":
+            raise ParameterError("pseudo_labels", f"are for classification only, and {dataset.name} is {dataset.task}")
+        try:
+            pseudo = PseudoLabels(config.pseudo_min_proba, config.pseudo_warmup, config.pseudo_per_label)
+        except ParameterError as exc:
+            raise ParameterError(f"pseudo_{exc.parameter}", exc.detail) from None
+
+    def learner(strategy: str, budget: float, pseudo_labels: PseudoLabels | None = None) -> ActiveLearner:
         return ActiveLearner(
             model=config.model,
             strategy=strategy,
@@ -457,10 +535,11 @@ def prepare(dataset: Dataset, config: SimulationConfig) -> Simulator:
             budget=budget,
             task=dataset.task,  # type: ignore[arg-type]
             text_features=config.text_features,
+            pseudo_labels=pseudo_labels,
             seed=config.seed,
         )
 
-    return Simulator(dataset, config, learner(config.strategy, config.budget),
+    return Simulator(dataset, config, learner(config.strategy, config.budget, pseudo),
                      learner("random", config.budget), learner("random", 1.0))
 
 

@@ -19,6 +19,7 @@ from streamal.core.errors import ParameterError
 from streamal.core.features import Featurizer
 from streamal.core.models import Task, build_model, text_norm
 from streamal.core.pool import diverse_top_k
+from streamal.core.pseudo import PseudoLabels
 from streamal.core.registry import Registry
 from streamal.core.strategies import Strategy, strategies
 from streamal.core.strategies.base import batch_scorer
@@ -181,6 +182,17 @@ def _budget_of(manager: Any, budget: float | None) -> float:
     return budget
 
 
+def _check_pseudo_labels(pseudo_labels: Any, task: str) -> None:
+    """ParameterError unless ``pseudo_labels`` is None or a :class:`PseudoLabels` for a classifier."""
+    if pseudo_labels is None:
+        return
+    if not isinstance(pseudo_labels, PseudoLabels):
+        raise ParameterError("pseudo_labels", f"must be None or a PseudoLabels rule, got {pseudo_labels!r}")
+    if task != "classification":
+        raise ParameterError("pseudo_labels", f"are for classification only (a prediction's class probabilities "
+                                              f"say how sure it is), not {task}: leave them off")
+
+
 #: The budget when neither ``budget`` nor a budget-manager instance gives one.
 DEFAULT_BUDGET = 0.05
 
@@ -206,6 +218,12 @@ class ActiveLearner:
     budget) until the model can tell classes apart; the budget manager's own
     threshold does not learn from these placeholder scores.
 
+    Pseudo-labels (off by default; see :mod:`streamal.core.pseudo`): with
+    ``pseudo_labels=PseudoLabels(...)``, :meth:`pseudo_label` says after a
+    decision whether an unasked instance is learned with its prediction, and
+    ``learn(x, y, pseudo=True)`` learns it; ``n_real`` and ``n_pseudo``
+    count the two apart (``n_learned`` is their sum, the model's version).
+
     >>> from river import datasets
     >>> al = ActiveLearner(budget=0.1, seed=1)
     >>> correct = asked = 0
@@ -230,6 +248,7 @@ class ActiveLearner:
         task: Task = "classification",
         text_features: Iterable[str] = (),
         drift_boost: float = 0.0,
+        pseudo_labels: PseudoLabels | None = None,
         seed: int = 0,
     ) -> None:
         if task not in ("classification", "regression"):
@@ -241,6 +260,7 @@ class ActiveLearner:
             raise ParameterError("drift_boost", f"must be in [0, 1], got {drift_boost!r}")
         if isinstance(text_features, str):
             raise ParameterError("text_features", f"must be a list of feature names, got the string {text_features!r}")
+        _check_pseudo_labels(pseudo_labels, task)
         self.model = model
         self.strategy = default_strategy(task) if strategy is None else strategy
         self.budget_manager = budget_manager
@@ -248,6 +268,7 @@ class ActiveLearner:
         self.task = task
         self.text_features = tuple(text_features)
         self.drift_boost = drift_boost
+        self.pseudo_labels = pseudo_labels
         self.seed = seed
 
         self._model, scaled = build_model(model, task)
@@ -277,6 +298,7 @@ class ActiveLearner:
         #: The last instance ``ask`` decided on and its prediction, for ``learn``.
         self._asked: tuple[Mapping[str, Any], Any] | None = None
         self.n_learned = 0
+        self.n_pseudo = 0
         # ADWIN on the prequential 0/1 error of labeled examples (predicted
         # before they are learned): a detection is counted (``drifts``), and
         # with ``drift_boost = f`` the guard grants f · budget · window extra
@@ -285,6 +307,10 @@ class ActiveLearner:
         # (f = 0.5 at 10 %: 77.66 vs 77.53 %, up to 6 % over budget).
         self._drift = drift.ADWIN()
         self.drifts = 0
+
+    #: Defaults for a learner unpickled from a checkpoint written before pseudo-labels existed.
+    pseudo_labels: PseudoLabels | None = None
+    n_pseudo = 0
 
     # -- what the service reads and sets ------------------------------------
     @property
@@ -298,6 +324,16 @@ class ActiveLearner:
             raise ParameterError("budget", f"must be a fraction in (0, 1], got {budget!r}")
         if budget != self._budget.budget:
             self._budget.set_budget(budget)
+
+    def set_pseudo_labels(self, pseudo_labels: PseudoLabels | None) -> None:
+        """Use ``pseudo_labels`` (None: off) from the next decision on (a restart with a changed setting)."""
+        _check_pseudo_labels(pseudo_labels, self.task)
+        self.pseudo_labels = pseudo_labels
+
+    @property
+    def n_real(self) -> int:
+        """Real labels learned (a person's, or a joined or unsolicited training record): not pseudo-labels."""
+        return self.n_learned - self.n_pseudo
 
     @property
     def classes(self) -> frozenset[Hashable]:
@@ -359,8 +395,13 @@ class ActiveLearner:
         self._asked = (x, decision.prediction)
         return decision
 
-    def learn(self, x: Mapping[str, Any], y: Any) -> None:
+    def learn(self, x: Mapping[str, Any], y: Any, *, pseudo: bool = False) -> None:
         """Learn one labeled example (the only thing that changes the model).
+
+        ``pseudo=True``: ``y`` is a pseudo-label (:meth:`pseudo_label`), not a
+        person's. It is learned the same way and counted in ``n_pseudo``
+        instead of ``n_real``; it does not feed the drift detector (its error
+        would be 0 by construction).
 
         The example also updates the label-free feature statistics: an
         unsolicited label, or a model rebuilt from the training topic, has
@@ -377,7 +418,7 @@ class ActiveLearner:
         except AttributeError:
             _check_instance(x)
             raise
-        if self._classifier and not self.cold:
+        if self._classifier and not self.cold and not pseudo:
             if prediction is _UNKNOWN:
                 prediction = self._predict(z)[0]
             self._drift.update(float(prediction != y))
@@ -394,6 +435,26 @@ class ActiveLearner:
         if self._classifier:
             self._classes.add(y)
         self.n_learned += 1
+        if pseudo:
+            self.n_pseudo += 1
+
+    def pseudo_label(self, x: Mapping[str, Any], decision: Decision, in_flight: int = 0) -> Any:
+        """The pseudo-label of ``x`` after its ``decision`` (its predicted class), or None; changes nothing.
+
+        Decide, then update: this only decides, with the rule given as
+        ``pseudo_labels`` (None, the default: always None); the caller learns
+        the result with ``learn(x, label, pseudo=True)`` (the service: once it
+        is read back from the training topic). Never for an asked instance,
+        nor while the model knows fewer than two classes. ``in_flight``:
+        pseudo-labels decided but not learned yet, counted against the cap.
+        ``x`` is the instance decided on (the default rule reads only the
+        decision's probabilities).
+        """
+        rule = self.pseudo_labels
+        if rule is None or decision.query or decision.prediction is None or self.cold:
+            return None
+        real = self.n_learned - self.n_pseudo
+        return decision.prediction if rule.allows(decision.proba, real, self.n_pseudo + in_flight) else None
 
     def _refit(self, x: Mapping[str, Any], y: Any) -> None:
         """The warm-up: refit the model on every label so far (see ``WARMUP_LABELS``)."""
@@ -526,7 +587,9 @@ class ActiveLearner:
         return self._budget.rate
 
     def __repr__(self) -> str:
+        pseudo = f", pseudo_labels={self.pseudo_labels!r}" if self.pseudo_labels is not None else ""
         return (
             f"ActiveLearner(model={self.model!r}, strategy={self.strategy!r}, "
-            f"budget_manager={self.budget_manager!r}, budget={self.budget!r}, task={self.task!r}, seed={self.seed!r})"
+            f"budget_manager={self.budget_manager!r}, budget={self.budget!r}, task={self.task!r}{pseudo}, "
+            f"seed={self.seed!r})"
         )

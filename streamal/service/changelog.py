@@ -5,7 +5,10 @@ group, so every replica learns the same examples in the same order and knows
 every outstanding request. Reading it:
 
 - learns every training record (the only place the model learns), each
-  predicted first for the prequential accuracy on labeled data;
+  predicted first for the prequential accuracy on labeled data; a
+  pseudo-label (``"source": "pseudo"``) is learned as one (counted in the
+  learner's ``n_pseudo``, not its real labels) and stays out of that
+  accuracy, the label-to-model latency and the answered ids;
 - notes every label request of the group as pending (its own too, read back);
 - at start-up, replays both topics from the checkpoint's positions (or from
   the start) up to where they ended then: until that is done the service
@@ -63,6 +66,8 @@ class Changelog:
         #: Labeled examples predicted before they were learned, and how many of those were right.
         self.labeled_seen = 0
         self.labeled_correct = 0
+        #: Ids of the pseudo-labels this replica produced and has not read back yet (they count against the cap).
+        self.pseudo_in_flight: set[str] = set()
 
     def start(self, positions: Mapping[str, Mapping[int, int]]) -> None:
         """Seek every partition to ``positions`` (topic → partition → offset; 0 if absent) and replay."""
@@ -130,9 +135,14 @@ class Changelog:
             example = parse_training_record(record.value, self.max_message_bytes)
         except InvalidMessage as exc:  # another writer's bad record: skip it, never stop
             self.metrics.rejected.labels(record.topic, exc.reason).inc()
+            if self.pseudo_in_flight and record.key:  # one of ours that cannot be read back: no longer in flight
+                self.pseudo_in_flight.discard(record.key.decode("utf-8", "replace"))
             return
         features = dict(example.features)
         learner = self.learner
+        if example.source == "pseudo":
+            self._learn_pseudo(record, example.id, features, example.label)
+            return
         try:
             if learner.task == "classification" and not learner.cold:
                 correct = learner.predict_one(features) == example.label
@@ -150,6 +160,20 @@ class Changelog:
         labeled_at = epoch(example.labeled_at)
         if labeled_at is not None and self.replayed:
             self.metrics.learn_latency.observe(max(0.0, self.clock() - labeled_at))
+
+    def _learn_pseudo(self, record: Record, id_: str, features: dict[str, Any], label: Any) -> None:
+        """Learn a pseudo-label: as a training record, counted apart; never marks its id as answered.
+
+        A person's label for the same id (unsolicited) still trains the model
+        afterwards: a pseudo-label is no answer.
+        """
+        self.pseudo_in_flight.discard(id_)
+        try:
+            self.learner.learn(features, label, pseudo=True)
+        except (ArithmeticError, ValueError) as exc:
+            self.metrics.rejected.labels(record.topic, "unlearnable").inc()
+            log.warning("training record %s@%d not learned: %s: %s", record.topic, record.offset,
+                        type(exc).__name__, exc, extra={"instance_id": id_})
 
     def _note_request(self, record: Record) -> None:
         key = record.key.decode("utf-8", "replace") if record.key else None

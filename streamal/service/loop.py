@@ -14,7 +14,10 @@ and label-requests topics outside the group. One step:
    request: read again after a crash) is skipped and counted; the others are
    scored and the budget manager decides on a copy of its state; a label
    request is produced for each instance it asks about (pool mode: windows,
-   :mod:`~streamal.service.window`);
+   :mod:`~streamal.service.window`); with ``STREAMAL_PSEUDO_LABELS``, a
+   training record with ``"source": "pseudo"`` for each unasked instance the
+   model is sure enough of (:mod:`streamal.core.pseudo`) — learned, like every
+   training record, only once read back in 5;
 4. flush: once the broker acknowledged everything produced, the decisions are
    confirmed (the budget state moves) and the offsets of the records handled
    are committed — so an instance's offset is committed only after its label
@@ -39,14 +42,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from streamal.core.budget.capacity import Capacity
-from streamal.core.learner import ActiveLearner, Tentative, default_budget_manager
+from streamal.core.learner import ActiveLearner, Decision, Tentative, default_budget_manager
+from streamal.core.pseudo import PseudoLabels
 from streamal.service import checkpoint as ckpt
 from streamal.service.changelog import Changelog
 from streamal.service.errors import CommitError, InvalidMessage
 from streamal.service.housekeeping import Housekeeping
 from streamal.service.join import Joined, join_label
 from streamal.service.codec import label_request, prediction_record, read_instance
-from streamal.service.messages import Label, dead_letter, encode, parse_label, rfc3339
+from streamal.service.messages import Label, TrainingRecord, dead_letter, encode, parse_label, rfc3339
 from streamal.service.metrics import Metrics
 from streamal.service.partitioning import partition_for_key
 from streamal.service.pending import PendingRequests
@@ -105,6 +109,17 @@ class LoopConfig:
     labels_per_hour: float | None = None
     #: Partitions of the instances topic (the group's capacity is shared by them); None: this replica is the group.
     instance_partitions: int | None = None
+    #: Pseudo-labels for confident unasked instances (stream mode, classification); the rule's parameters.
+    pseudo_labels: bool = False
+    pseudo_min_proba: float = 0.99
+    pseudo_warmup: int = 20
+    pseudo_per_label: float = 1.0
+
+    def pseudo_rule(self) -> PseudoLabels | None:
+        """The pseudo-label rule these settings describe; None when ``pseudo_labels`` is off."""
+        if not self.pseudo_labels:
+            return None
+        return PseudoLabels(self.pseudo_min_proba, self.pseudo_warmup, self.pseudo_per_label)
 
     @classmethod
     def from_settings(cls, settings: Any) -> LoopConfig:
@@ -147,7 +162,10 @@ class Service:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.pending = PendingRequests(config.pending_max, config.pending_max_age_s)
+        if config.pseudo_labels and config.mode != "stream":
+            raise ValueError("pseudo_labels: stream mode only, not pool mode")
         self.learner = learner_factory()
+        self.learner.set_pseudo_labels(config.pseudo_rule())  # the settings say, also for a restored learner
         strategy = self.learner.strategy
         #: The strategy's name in label requests and metrics.
         self.strategy_name = strategy if isinstance(strategy, str) else getattr(strategy, "name", type(strategy).__name__)
@@ -207,6 +225,9 @@ class Service:
                     log.info("budget %g -> %g, in force now", self.learner.budget_in_force, fresh.budget)
                     self.learner.set_budget(fresh.budget)
                 self.learner.drift_boost = fresh.drift_boost
+                if self.learner.pseudo_labels != fresh.pseudo_labels:
+                    log.info("pseudo-labels %r -> %r, in force now", self.learner.pseudo_labels, fresh.pseudo_labels)
+                    self.learner.set_pseudo_labels(fresh.pseudo_labels)
                 log.info("restored checkpoint %d: %d examples learned, %d pending requests",
                          restored.seq, self.learner.n_learned, len(self.pending))
         self.changelog.learner = self.learner
@@ -416,10 +437,37 @@ class Service:
         self._reasking.clear()
         real = [(instance, decision) for instance, decision, source in zip(instances, tentative.decisions, sources)
                 if source is not None]
+        if self.learner.pseudo_labels is not None:
+            self._pseudo_label(real)
         topic = self.config.topic_predictions
         if topic is not None:
             self._publish_predictions(topic, [(x, d.prediction, d.proba, d.query) for x, d in real])
         return len(real)
+
+    def _pseudo_label(self, decided: Sequence[tuple[Unlabeled, Decision]]) -> None:
+        """A training record with ``"source": "pseudo"`` for each unasked instance the rule takes.
+
+        Produced by the replica that owns the instance, before the flush: its
+        offset is committed only once the record is stored (at least once:
+        an instance read again after a crash may be pseudo-labeled again).
+        The model learns it when the log is read back, on every replica, as
+        any training record; until then it counts against the cap.
+        """
+        learner, in_flight = self.learner, self.changelog.pseudo_in_flight
+        topic, send = self.config.topic_training, self.sink.send
+        labeled_at = None
+        produced = 0
+        for (id_, features), decision in decided:
+            label = learner.pseudo_label(features, decision, len(in_flight))
+            if label is None or id_ in in_flight:  # the same id twice in one poll: once
+                continue
+            labeled_at = labeled_at or rfc3339(self.clock())
+            record = TrainingRecord(id=id_, features=features, label=label, source="pseudo", labeled_at=labeled_at)
+            send(topic, encode(record), key=id_)
+            in_flight.add(id_)
+            produced += 1
+        if produced:
+            self.metrics.pseudo_labels.inc(produced)
 
     def _publish_predictions(self, topic: str, predictions: Sequence[tuple[Unlabeled, Any, Mapping[Any, float], bool]]
                              ) -> None:

@@ -204,12 +204,19 @@ class Label(_Message):
 
 
 class TrainingRecord(_Message):
-    """A labeled example on the training topic, the only thing the model learns from."""
+    """A labeled example on the training topic, the only thing the model learns from.
+
+    ``source`` says where the label comes from: a person's answer to a
+    request (``joined``), a person's label nobody asked for
+    (``unsolicited``), or the model's own confident prediction for an
+    instance it did not ask about (``pseudo``, with ``STREAMAL_PSEUDO_LABELS``:
+    learned like the others, counted apart, never as a person's).
+    """
 
     id: InstanceId
     features: Features
     label: LabelValue
-    source: Literal["joined", "unsolicited"]
+    source: Literal["joined", "unsolicited", "pseudo"]
     annotator: StrictStr | None = None
     requested_at: Timestamp | None = None
     labeled_at: Timestamp

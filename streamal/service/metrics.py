@@ -42,6 +42,10 @@ class Metrics:
             "streamal_requests_reasked", "Expired label requests asked again (STREAMAL_REASK_EXPIRED): still "
             "informative enough when they expired.", registry=r,
         )
+        self.pseudo_labels = Counter(
+            "streamal_pseudo_labels", "Pseudo-labels produced to the training topic (STREAMAL_PSEUDO_LABELS): unasked "
+            "instances learned with the model's own confident prediction. Never counted as labels.", registry=r,
+        )
         self.predictions = Counter(
             "streamal_predictions", "Predictions published to the predictions topic (STREAMAL_TOPIC_PREDICTIONS).",
             registry=r,

@@ -127,6 +127,15 @@ class Settings(BaseSettings):
     pool_size: Annotated[int, Field(ge=1)] = 1000
     pool_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
     seed: int = 0
+    #: Learn a confident unasked instance with the model's own prediction, written to the training topic as
+    #: ``"source": "pseudo"`` (CEAL; docs/pseudo_labels.md). Off: measured to barely help (benchmarks/pseudo_labels.py).
+    pseudo_labels: bool = False
+    #: With pseudo_labels: the lowest top-class probability that makes a pseudo-label.
+    pseudo_min_proba: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.99
+    #: With pseudo_labels: real labels learned before the first pseudo-label.
+    pseudo_warmup: Annotated[int, Field(ge=0)] = 20
+    #: With pseudo_labels: at most this many pseudo-labels per real label.
+    pseudo_per_label: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
 
     # State and operations
     state_dir: Path = Path("./state")
@@ -245,6 +254,12 @@ class Settings(BaseSettings):
             topics.append(self.topic_predictions)
         if len(set(topics)) != len(topics):
             raise ValueError("the STREAMAL_TOPIC_* settings must name different topics")
+        if self.pseudo_labels and self.task != "classification":
+            raise ValueError(f"STREAMAL_PSEUDO_LABELS is for classification only (a pseudo-label is a class the "
+                             f"model is sure of), not STREAMAL_TASK={self.task}: set it to false")
+        if self.pseudo_labels and self.mode != "stream":
+            raise ValueError(f"STREAMAL_PSEUDO_LABELS works in stream mode only (where it was measured), not "
+                             f"STREAMAL_MODE={self.mode}: set it to false")
         protocol = self.security_protocol or "PLAINTEXT"
         if protocol.startswith("SASL_") and self.sasl_mechanism is None:
             raise ValueError(f"STREAMAL_SASL_MECHANISM is required with STREAMAL_SECURITY_PROTOCOL={protocol}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -173,15 +174,26 @@ def _finish_joins_in_flight(consumer: KafkaConsumer) -> None:
     coordinator.need_rejoin = lambda: coordinator._join_task is not None or need_rejoin()
 
 
+#: How long a reader waits for a topic missing from the metadata: a topic created a moment ago may not be
+#: in the metadata of the broker answering yet (seen once in 8 start-ups right after ``streamal check``).
+TOPIC_WAIT_S = 3.0
+
+
 def reader(settings: Settings, topics: Sequence[str], **overrides: Any) -> KafkaSource:
     """A consumer outside any group that reads every partition of ``topics`` from the start.
 
-    For replaying the training topic into a model, and for tests.
+    For replaying the training topic into a model, and for tests. A topic
+    missing from the metadata is looked up again for up to
+    :data:`TOPIC_WAIT_S` before :class:`TopicLayoutError`.
     """
     consumer = connect(KafkaConsumer, consumer_config(settings, group_id=None, **overrides))
     partitions = []
     for topic in topics:
         numbers = consumer.partitions_for_topic(topic)
+        deadline = time.monotonic() + TOPIC_WAIT_S
+        while not numbers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            numbers = consumer.partitions_for_topic(topic)  # asks the cluster again when it is not cached
         if not numbers:
             consumer.close()
             raise TopicLayoutError("topic does not exist", topic=topic)

@@ -144,18 +144,18 @@ def _imbalance(
 # the nine anchor streams (label_efficiency.md, "Streams")
 
 
-def _sea_abrupt() -> RawStream:
+def _sea_abrupt(o: int = 0) -> RawStream:
     return _chain_drifts(
-        [synth.SEA(variant=v, noise=0.1, seed=42 + v) for v in range(4)],
+        [synth.SEA(variant=v, noise=0.1, seed=42 + v + o) for v in range(4)],
         position=5000,
         width=50,
-        seeds=[52, 53, 54],
+        seeds=[52 + o, 53 + o, 54 + o],
     )
 
 
-def _hyperplane_inc() -> RawStream:
+def _hyperplane_inc(o: int = 0) -> RawStream:
     return synth.Hyperplane(
-        seed=42,
+        seed=42 + o,
         n_features=10,
         n_drift_features=5,
         mag_change=0.001,
@@ -164,22 +164,22 @@ def _hyperplane_inc() -> RawStream:
     )
 
 
-def _agrawal_gradual() -> RawStream:
+def _agrawal_gradual(o: int = 0) -> RawStream:
     return _chain_drifts(
         [
-            synth.Agrawal(classification_function=f, seed=s, perturbation=0.05)
+            synth.Agrawal(classification_function=f, seed=s + o, perturbation=0.05)
             for f, s in [(0, 42), (2, 43), (5, 44)]
         ],
         position=7000,
         width=1000,
-        seeds=[52, 53],
+        seeds=[52 + o, 53 + o],
     )
 
 
-def _rbf_drift() -> RawStream:
+def _rbf_drift(o: int = 0) -> RawStream:
     return synth.RandomRBFDrift(
-        seed_model=42,
-        seed_sample=42,
+        seed_model=42 + o,
+        seed_sample=42 + o,
         n_classes=4,
         n_features=10,
         n_centroids=50,
@@ -188,16 +188,32 @@ def _rbf_drift() -> RawStream:
     )
 
 
-def _led_drift() -> RawStream:
+def _led_drift(o: int = 0) -> RawStream:
     return synth.ConceptDriftStream(
-        stream=synth.LED(seed=42, noise_percentage=0.1, irrelevant_features=True),
+        stream=synth.LED(seed=42 + o, noise_percentage=0.1, irrelevant_features=True),
         drift_stream=synth.LEDDrift(
-            seed=43, noise_percentage=0.1, irrelevant_features=True, n_drift_features=7
+            seed=43 + o, noise_percentage=0.1, irrelevant_features=True, n_drift_features=7
         ),
         position=10000,
         width=1000,
-        seed=52,
+        seed=52 + o,
     )
+
+
+_GENERATORS: dict[str, Callable[[int], RawStream]] = {
+    "sea_abrupt": _sea_abrupt, "hyperplane_inc": _hyperplane_inc, "agrawal_gradual": _agrawal_gradual,
+    "rbf_drift": _rbf_drift, "led_drift": _led_drift,
+}
+
+
+def reseeded(name: str, offset: int) -> RawStream:
+    """The generated anchor stream ``name`` with every generator seed moved by ``offset`` (0: the anchor's).
+
+    >>> a, b = next(iter(reseeded("hyperplane_inc", 0))), next(iter(_hyperplane_inc()))
+    >>> a == b, next(iter(reseeded("hyperplane_inc", 100))) == b
+    (True, False)
+    """
+    return _GENERATORS[name](offset)
 
 
 _IMAGE_SEGMENTS = ("brickface", "cement", "foliage", "grass", "path", "sky", "window")

@@ -118,3 +118,20 @@ def test_runner_drives_any_asker_and_caps_n() -> None:
     assert (r.n, r.labels, learner.learned) == (300, 100, 100)
     assert [p.t for p in r.trace] == list(range(30, 301, 30))
     assert r.label_rate == pytest.approx(1 / 3)
+
+
+def test_lookalikes_are_other_orders_and_seeds_of_the_same_streams() -> None:
+    from benchmarks.lookalikes import register
+
+    names = register(1)
+    try:
+        assert len(names) == len(ANCHOR_STREAMS)
+        phishing, shuffled = list(load("phishing").raw()), list(load("phishing~1").raw())
+        assert shuffled != phishing and sorted(map(repr, shuffled)) == sorted(map(repr, phishing))
+        first = list(itertools.islice(load("hyperplane_inc").raw(), 50))
+        other = list(itertools.islice(load("hyperplane_inc~1").raw(), 50))
+        assert other != first and len(load("hyperplane_inc~1")) == load("hyperplane_inc").n
+        assert list(itertools.islice(load("hyperplane_inc~1").raw(), 50)) == other  # a pass is repeatable
+    finally:
+        for name in names:
+            del STREAMS[name]

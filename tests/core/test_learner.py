@@ -295,3 +295,47 @@ def test_other_columns_beside_the_text_do_not_drown_it():
             for name, s in (("text", text_only), ("all", stream))}
     assert runs["text"].accuracy > 0.98
     assert runs["all"].accuracy > runs["text"].accuracy - 0.01
+
+
+def test_rehearsal_is_for_the_default_model_on_text_only():
+    assert ActiveLearner(text_features=["body"])._rehearsal is not None
+    assert ActiveLearner()._rehearsal is None  # numbers and categories: one pass
+    assert ActiveLearner(model="naive_bayes", text_features=["body"])._rehearsal is None
+    assert ActiveLearner(task="regression", text_features=["body"])._rehearsal is None
+
+
+def test_rehearsal_relearns_recent_labels_and_is_reproducible():
+    """Each label re-learns recent ones: the model moves more than one pass would, the same way every time."""
+    import streamal.core.learner as learner_module
+
+    stream = list(tickets(n=400, seed=5))
+
+    def trained(rehearsal: int) -> ActiveLearner:
+        saved = learner_module.REHEARSAL_LABELS
+        learner_module.REHEARSAL_LABELS = rehearsal
+        try:
+            al = ActiveLearner(seed=3, text_features=["body"])
+            for x, y in stream[:150]:
+                al.learn(x, y)
+            return al
+        finally:
+            learner_module.REHEARSAL_LABELS = saved
+
+    probe = stream[200][0]
+    once, again, plain = trained(3), trained(3), trained(0)
+    assert len(once._rehearsal) == 150
+    assert once.predict_proba_one(probe) == again.predict_proba_one(probe)  # a replica replaying the log agrees
+    assert once.predict_proba_one(probe) != plain.predict_proba_one(probe)
+    restored = copy.deepcopy(once)  # a checkpoint carries the memory and the draws
+    x, y = stream[300]
+    restored.learn(x, y)
+    once.learn(x, y)
+    assert restored.predict_proba_one(probe) == once.predict_proba_one(probe)
+
+
+def test_a_learner_pickled_before_the_rehearsal_learns_without_it():
+    al = ActiveLearner(text_features=["body"])
+    del al._rehearsal  # what an older checkpoint unpickles to
+    x, y = next(iter(tickets(n=1, seed=1)))
+    al.learn(x, y)
+    assert al._rehearsal is None and al.n_learned == 1

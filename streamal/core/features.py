@@ -11,6 +11,7 @@ import collections
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -203,6 +204,7 @@ class Featurizer(base.Transformer):
     #: no clusters.
     text_norm = 1.0
     text_clusters = 0
+    _clusters: Mapping[str, _Clusters] = MappingProxyType({})
     sublinear_tf = False
 
     def __init__(
@@ -243,7 +245,7 @@ class Featurizer(base.Transformer):
         tfidf.dfs.update(set(terms))  # what TFIDF.learn_one does, without tokenising twice
         tfidf.n += 1
         weights = self._tfidf(name, terms)
-        clusters = self._clusters.get(name) if self.text_clusters else None
+        clusters = self._clusters.get(name)
         return weights, (clusters.learn_transform(weights, TEXT_CLUSTER_TOP) if clusters is not None else [])
 
     def _text_features(self, name: str, weights: dict[str, float], near: list[tuple[int, float]],
@@ -278,7 +280,7 @@ class Featurizer(base.Transformer):
                         weights, near = _text[k]
                     else:
                         weights = self._tfidf(k, list(self._text[k].process_text(x)))
-                        clusters = self._clusters.get(k) if self.text_clusters else None
+                        clusters = self._clusters.get(k)
                         near = clusters.transform(weights, TEXT_CLUSTER_TOP) if clusters is not None else []
                     self._text_features(k, weights, near, out)
                 continue

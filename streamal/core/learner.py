@@ -482,8 +482,7 @@ class ActiveLearner:
         rule = self.pseudo_labels
         if rule is None or decision.query or decision.prediction is None or self.cold:
             return None
-        real = self.n_learned - self.n_pseudo
-        return decision.prediction if rule.allows(decision.proba, real, self.n_pseudo + in_flight) else None
+        return decision.prediction if rule.allows(decision.proba, self.n_real, self.n_pseudo + in_flight) else None
 
     def _rehearse(self, z: dict[str, float], y: Any) -> None:
         """Re-learn ``REHEARSAL_LABELS`` recent labels at random (after the warm-up), then remember this one."""

@@ -9,6 +9,7 @@ conformance suite, tests/core/test_checks.py.
 from __future__ import annotations
 
 import random
+from collections import deque
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 
 from streamal import budget_managers
 from streamal.core.budget import BudgetGuard
+from streamal.core.budget.base import JITTER
+from streamal.core.budget.quantile import HISTORY_MAX, Quantile
 
 N = 20_000
 ADAPTIVE = [n for n in budget_managers.names() if budget_managers.factory(n).follows_budget]
@@ -124,10 +127,47 @@ def test_quantile_history_follows_a_new_budget():
     rng = random.Random(0)
     run(q, [rng.random() for _ in range(3000)])
     q.set_budget(0.1)  # 20 / 0.1 = 200 scores are enough now: the older ones are dropped
-    assert q._size == 200 and len(q._sorted) == len(q._recent) == 200
+    assert q.history_size == 200 and len(q._sorted) == len(q._recent) == 200
     fixed = budget_managers.create("quantile", budget=0.01, history=500)
     fixed.set_budget(0.1)
-    assert fixed._size == 500  # a history given as a parameter stays as given
+    assert fixed.history_size == 500  # a history given as a parameter stays as given
+    assert budget_managers.create("quantile", budget=1e-6).history_size == HISTORY_MAX  # 4 MB, not 20 / budget = 20 million scores
+
+
+def quantile_by_hand(scores: list[float], history: int, budgets: dict[int, float]) -> list[bool]:
+    """The rank rule as its docstring writes it, the plain way: count the recent scores above this one."""
+    guard = BudgetGuard(budgets[0])
+    rng = random.Random(0)  # the jitter Quantile(seed=0) draws
+    jitter = rng.random() * JITTER
+    recent: deque[float] = deque()
+    asked = []
+    for i, score in enumerate(scores):
+        if i and i in budgets:
+            guard.set_budget(budgets[i])
+        s = score + jitter
+        above = sum(r > s for r in recent)
+        query = above <= guard.effective_budget * len(recent) and guard.allows()
+        recent.append(s)
+        if len(recent) > history:
+            recent.popleft()
+        guard.update(query)
+        asked.append(query)
+        jitter = rng.random() * JITTER
+    return asked
+
+
+def test_quantile_asks_what_the_plain_rank_rule_asks() -> None:
+    rng = random.Random(1)
+    scores = [round(rng.random() ** 3, 2) for _ in range(4000)]  # rounded: ties, broken by the jitter
+    budgets = {0: 0.05, 2500: 0.1}
+    q = Quantile(budget=0.05, history=300, seed=0)
+    asked = []
+    for i, score in enumerate(scores):
+        if i and i in budgets:
+            q.set_budget(budgets[i])
+        asked.append(q.ask(score))
+    assert asked == quantile_by_hand(scores, 300, budgets)
+    assert 0.04 < sum(asked[:2500]) / 2500 < 0.06 and 0.09 < sum(asked[2500:]) / 1500 < 0.11
 
 
 def test_a_budget_set_again_every_step_forgives_no_debt() -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import bisect
 import math
 import numbers
 from collections import deque
 
+from sortedcontainers import SortedList
+
 from streamal.core.budget.base import BudgetManager, budget_managers
 from streamal.core.errors import ParameterError
+
+#: The default history's upper bound (a budget of 0.02 % and below): 100,000
+#: scores are 4 MB, and the rate still holds (the guard pays back what a rank
+#: rule this coarse misses).
+HISTORY_MAX = 100_000
 
 
 @budget_managers.register("quantile")
@@ -24,10 +30,14 @@ class Quantile(BudgetManager):
     Scale-free (only the order of scores matters), so it suits any strategy;
     the history adapts the threshold to drift within ``history`` instances,
     and the balancing term keeps the long-run rate at the budget when the
-    scores trend up or down. Cost: O(log W) search plus an O(W) memmove per
-    instance. The history defaults to ``max(100, 20 / budget)`` instances: the
-    quantile rests on 20 scores above it, and it follows scores that fall as
-    the model learns.
+    scores trend up or down. The history defaults to ``max(100, 20 / budget)``
+    instances, at most ``HISTORY_MAX`` (100,000: 4 MB): the quantile rests on
+    20 scores above it, and it follows scores that fall as the model learns.
+
+    Cost: O(log W) per instance, the history held in a ``SortedList``
+    (a plain sorted ``list`` pays an O(W) memmove per insertion, which a
+    budget from ``STREAMAL_LABELS_PER_HOUR`` can make W = 10⁶ long;
+    ``benchmarks/budget_cost.py`` measures both).
 
     Related: the budgeted quantile rules of Kottke, Krempl and Spiliopoulou,
     *Probabilistic active learning in datastreams*, IDA 2015, and of
@@ -57,10 +67,10 @@ class Quantile(BudgetManager):
         self.history = history
         self._size = self._history_size(budget)
         self._recent: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._sorted = SortedList()
 
     def _history_size(self, budget: float) -> int:
-        return self.history or max(100, math.ceil(20.0 / budget))
+        return self.history or min(HISTORY_MAX, max(100, math.ceil(20.0 / budget)))
 
     def set_budget(self, budget: float) -> None:
         """Aim at a new budget; the default history follows it (oldest scores dropped if it shrinks)."""
@@ -69,9 +79,13 @@ class Quantile(BudgetManager):
         while len(self._recent) > self._size:
             self._forget_oldest()
 
+    @property
+    def history_size(self) -> int:
+        """How many recent scores the next decision is ranked among, at most."""
+        return self._size
+
     def _forget_oldest(self) -> None:
-        old = self._recent.popleft()
-        del self._sorted[bisect.bisect_left(self._sorted, old)]
+        self._sorted.remove(self._recent.popleft())
 
     @property
     def threshold(self) -> float:
@@ -83,12 +97,13 @@ class Quantile(BudgetManager):
 
     def wants(self, score: float) -> bool:
         s = score + self._jitter
-        above = len(self._sorted) - bisect.bisect_right(self._sorted, s)
-        return above <= self.guard.effective_budget * len(self._sorted)
+        ranked = self._sorted
+        n = len(ranked)
+        return n - ranked.bisect_right(s) <= self.guard.effective_budget * n
 
     def _learn(self, score: float, wanted: bool, asked: bool) -> None:
         s = score + self._jitter
         self._recent.append(s)
-        bisect.insort(self._sorted, s)
+        self._sorted.add(s)
         if len(self._recent) > self._size:
             self._forget_oldest()

@@ -77,7 +77,8 @@ CANDIDATES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "gsx+quantile": ("gsx", "quantile", {}),
     # a random share of the budget as the safety net, the rest to the top scores of the recent ones
     "igs+split50q": ("igs", "split", {"random_share": 0.5, "inner": "quantile"}),
-    "gsx+split50q": ("gsx", "split", {"random_share": 0.5, "inner": "quantile"}),
+    "gsx+split50q": ("gsx", "split", {"random_share": 0.5, "inner": "quantile", "eager_start": False}),  # the default
+    "gsx+split50q eager": ("gsx", "split", {"random_share": 0.5, "inner": "quantile"}),
     "gsx+split30q": ("gsx", "split", {"random_share": 0.3, "inner": "quantile"}),
     # measured in earlier runs, left out of the default set (see the README)
     "igs+quantile": ("igs", "quantile", {}),

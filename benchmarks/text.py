@@ -163,8 +163,8 @@ def main() -> None:
 
     jobs: list[tuple] = [("debian", "full", 1.0, seeds[0], args.limit, None)]
     jobs += [("debian", v, b, s, args.limit, None) for v in ("default", "random") for b in BUDGETS for s in seeds]
-    # The default (margin + variable_uncertainty, no randomisation) draws nothing from the seed:
-    # its seeds give the same run (the spread printed below), so the other runs of it use the first seed.
+    # The default's seed moves only its rehearsal draws (the spread printed below); the variants run
+    # with the first seed.
     jobs += [("debian", v, b, seeds[0], args.limit, None) for v in ("front", "entropy") for b in BUDGETS]
     if args.heldout:
         text_heldout.load()  # built once here, not in every worker

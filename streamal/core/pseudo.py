@@ -82,7 +82,7 @@ class PseudoLabels:
     ...     elif (y_hat := al.pseudo_label(x, d)) is not None:
     ...         al.learn(x, y_hat, pseudo=True)
     >>> al.n_real, al.n_pseudo
-    (63, 179)
+    (63, 315)
 
     """
 

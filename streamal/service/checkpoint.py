@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 
-#: Bumped whenever the pickled learner's layout changes (2: feature statistics as shifted sums).
-STATE_FORMAT = 2
+#: Bumped whenever the pickled learner's layout changes (2: feature statistics as shifted sums;
+#: 3: the budget guard's eager start, quantile's sorted history in a SortedList).
+STATE_FORMAT = 3
 
 
 @dataclass

@@ -232,7 +232,18 @@ class Service:
                          restored.seq, self.learner.n_learned, len(self.pending))
         self.changelog.learner = self.learner
         self.changelog.start(positions)
+        self._end_cold_start()
         self.metrics.budget.set(self.learner.budget_in_force)
+
+    def _end_cold_start(self) -> None:
+        """Once the log is replayed: labels learned or requested before mean the cold start is over.
+
+        The budget guard's advance is sought only at the first start of the
+        first replica: a replica restarted in a crash loop, or one joining a
+        group that has asked already, would otherwise spend it again each time.
+        """
+        if self.replayed and self.learner.eager_start and (self.learner.n_learned or len(self.pending)):
+            self.learner.end_eager_start()
 
     @property
     def replayed(self) -> bool:
@@ -247,6 +258,7 @@ class Service:
                 if self.on_step is not None:
                     self.on_step()
                 return 0
+            self._end_cold_start()
         self._caught_up = False
         reasks = self._expire()
         pool = self.config.mode == "pool"

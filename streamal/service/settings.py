@@ -117,9 +117,9 @@ class Settings(BaseSettings):
     classes: CommaList | None = None
     text_features: CommaList = ()
     model: Annotated[str, Field(min_length=1)] = DEFAULT_MODEL
-    #: Unset: the task's default (margin for classification, variance_reduction for regression).
+    #: Unset: the task's default (margin for classification, gsx for regression).
     strategy: Annotated[str, Field(min_length=1)] | None = None
-    #: Unset: the task's default (variable_uncertainty for classification, split for regression).
+    #: Unset: the task's default (quantile for classification, split for regression).
     budget_manager: Annotated[str, Field(min_length=1)] | None = None
     budget: float = 0.05
     labels_per_hour: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None

@@ -43,7 +43,7 @@ def test_the_export_is_exactly_the_labels_bought_and_the_trace_every_decision(tm
     bought, decisions = jsonl(labels), jsonl(trace)
     assert f"{data['labels']} labeled instances written to {labels}" in text(result)
 
-    assert len(bought) == data["labels"] == 63
+    assert len(bought) == data["labels"] == 64
     assert len(decisions) == data["n"] == 1250
     assert sum(d["asked"] for d in decisions) == data["labels"]
     assert [d["id"] for d in decisions] == list(range(1250))

@@ -113,6 +113,33 @@ def test_the_first_labels_come_at_once_and_are_paid_back() -> None:
     assert not later.allows()  # the usual slack of one label
 
 
+@pytest.mark.parametrize("name", ["variable_uncertainty", "quantile"])
+def test_the_advance_is_spent_when_scores_fall_after_the_first_labels(name: str) -> None:
+    """A threshold that lags behind falling scores does not hold the cold-start advance back."""
+    manager = budget_managers.create(name, budget=0.01)
+    rng = random.Random(0)
+    scores = [1.0, 1.0] + [rng.uniform(0.2, 0.4) for _ in range(4998)]  # the model learned from the first two
+    asked = [manager.ask(s) for s in scores]
+    assert sum(asked[:50]) >= 5  # the advance (5 labels at 1 %), not one label per 100 instances
+    assert sum(asked) == pytest.approx(0.01 * len(scores), rel=0.05)  # and paid back
+
+
+def test_a_model_that_is_not_cold_does_not_seek_the_advance() -> None:
+    """end_eager_start (a restored or rebuilt model): the advance stays allowed, no longer sought."""
+    for manager in (budget_managers.create("quantile", budget=0.01),
+                    budget_managers.create("split", budget=0.01, inner="quantile")):
+        assert manager.guard.effective_budget == 1.0  # cold: the advance is a deficit to spend
+        manager.end_eager_start()
+        assert not manager.eager_start and manager.guard.effective_budget == pytest.approx(0.01)
+    assert not manager._inner.eager_start  # split passes it on
+    rng = random.Random(0)
+    scores = [1.0, 1.0] + [rng.uniform(0.2, 0.4) for _ in range(998)]
+    warm = budget_managers.create("quantile", budget=0.01)
+    warm.end_eager_start()
+    asked = [warm.ask(s) for s in scores]
+    assert sum(asked[:50]) <= 2 and sum(asked) <= 0.01 * 1000 + 1
+
+
 def test_split_tells_its_inner_manager_what_was_asked():
     """When the guard refuses what the inner rule wanted, the inner guard records no query."""
     split = budget_managers.create("split", budget=0.05, random_share=0.0)  # every instance to the inner arm

@@ -52,7 +52,7 @@ def test_committee_disagreement_measures():
 @pytest.mark.parametrize("name", [n for n in ALL if "classification" in strategies.factory(n).tasks])
 def test_beats_nothing_and_holds_budget_in_a_learner(name):
     """Every strategy, driven by the learner, learns something at the budget."""
-    stream = list(datasets.Phishing())[:600]
+    stream = list(datasets.Phishing())  # 1,250 instances: longer than the guard's window, whose advance is paid back
     al = ActiveLearner(strategy=name, budget=0.1, seed=0)
     correct = asked = 0
     for x, y in stream:
@@ -64,7 +64,7 @@ def test_beats_nothing_and_holds_budget_in_a_learner(name):
     # The guard's rule: at most the budget plus its slack of
     # max(1, 0.05 · budget · window) = 5 labels; warming up on a short stream
     # may leave the rate somewhat below the budget.
-    assert 0.8 * 60 <= asked <= 60 + 5
+    assert 0.8 * 125 <= asked <= 125 + 5
     assert correct / len(stream) > 0.6  # the majority class is 56 % of phishing
 
 

@@ -160,9 +160,11 @@ def test_restart_restores_model_and_pending_requests(tmp_path):
     drain(service)  # new requests after the checkpoint
     outstanding = set(service.pending.ids())
     assert outstanding
+    assert service.learner.eager_start  # a first start: the model was cold, the advance sought
     # A new process on the same state directory and broker.
     _, again = make(tmp_path, broker=broker)
     assert again.learner.n_learned >= learned
+    assert not again.learner.eager_start  # restored: not cold, the advance not sought again
     assert outstanding <= set(again.pending.ids())  # rebuilt from the label-requests topic
     answer(broker, truth, answered)
     drain(again)
@@ -211,6 +213,7 @@ def test_a_checkpoint_of_another_state_format_is_skipped_and_the_log_rebuilds_it
     assert load_latest(tmp_path / "state") is None
     _, again = make(tmp_path, broker=broker)
     assert again.learner.n_learned == len(broker.records("streamal.training"))  # replayed from the start
+    assert not again.learner.eager_start  # rebuilt from the log: not cold either
     assert outstanding <= set(again.pending.ids())
 
 

@@ -44,6 +44,7 @@ class BudgetManager:
         window: int = 1000,
         tolerance: float = 0.5,
         seed: int = 0,
+        eager_start: bool = True,
     ) -> None:
         if not isinstance(seed, numbers.Integral):
             raise ParameterError("seed", f"must be an integer, got {seed!r}")
@@ -51,7 +52,8 @@ class BudgetManager:
         self.window = window
         self.tolerance = tolerance
         self.seed = seed
-        self.guard = BudgetGuard(budget, window, tolerance)
+        self.eager_start = eager_start
+        self.guard = BudgetGuard(budget, window, tolerance, eager_start=eager_start)
         self._rng = random.Random(seed)
         self._jitter = self._rng.random() * JITTER
 
@@ -87,6 +89,11 @@ class BudgetManager:
         self.guard.update(query)
         self._jitter = self._rng.random() * JITTER
         return query
+
+    def end_eager_start(self) -> None:
+        """The model is not cold: the guard's advance stays allowed, no longer sought (:meth:`BudgetGuard.end_eager_start`)."""
+        self.eager_start = False
+        self.guard.end_eager_start()
 
     def set_budget(self, budget: float) -> None:
         """Aim at a new budget from now on (see :meth:`BudgetGuard.set_budget`)."""

@@ -34,10 +34,11 @@ class Fixed(BudgetManager):
         window: int = 1000,
         tolerance: float = 0.5,
         seed: int = 0,
+        eager_start: bool = True,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ParameterError("threshold", f"must be in [0, 1], got {threshold!r}")
-        super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
+        super().__init__(budget, window=window, tolerance=tolerance, seed=seed, eager_start=eager_start)
         self._threshold = threshold
 
     @property

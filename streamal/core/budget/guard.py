@@ -29,7 +29,8 @@ class BudgetGuard:
       come at once instead of one per ``1 / budget`` instances, and are paid
       back by asking less afterwards (at a 1 % budget, 5 labels early).
 
-    The balance also feeds the managers' **effective budget**: with
+    The balance (plus, with ``eager_start``, the advance not yet spent)
+    feeds the managers' **effective budget**: with
     ``u = min(1, balance / react)`` for a deficit (``react = max(1, 0.2 ·
     budget · window)`` labels) and ``u = max(−1, balance / slack)`` for a
     surplus,
@@ -40,7 +41,13 @@ class BudgetGuard:
     A deficit (scores that keep falling below the threshold, as they do while
     a model learns, or after a shift) thus lowers every manager's bar until
     the deficit is paid back, at no more than the window rule allows; a
-    surplus raises it.
+    surplus raises it. With ``eager_start`` (the default) the unspent advance
+    counts as a deficit, so it is spent at once even by a threshold that lags
+    behind scores falling after the first labels (without that, variable
+    uncertainty took 300 instances to ask a third label at a 1 % budget), and
+    the debt it leaves is a surplus that raises the bar until the advance has
+    shrunk. Without it the advance is only allowed, not sought: what a time
+    series needs, whose labels are worth most spread over time.
 
     >>> guard = BudgetGuard(budget=0.1, window=100, tolerance=0.5)
     >>> asked = 0
@@ -51,7 +58,7 @@ class BudgetGuard:
 
     """
 
-    def __init__(self, budget: float, window: int = 1000, tolerance: float = 0.5) -> None:
+    def __init__(self, budget: float, window: int = 1000, tolerance: float = 0.5, *, eager_start: bool = True) -> None:
         if not 0.0 < budget <= 1.0:
             raise ParameterError("budget", f"must be in (0, 1], got {budget!r}")
         if not (isinstance(window, numbers.Integral) and window >= 1):
@@ -60,14 +67,15 @@ class BudgetGuard:
             raise ParameterError("tolerance", f"must be a finite number ≥ 0, got {tolerance!r}")
         self.window = window
         self.tolerance = tolerance
+        self.eager_start = eager_start
         self._set_limits(budget)
         self._ring = bytearray(window)
         self._pos = 0
         self._in_window = 0
         self._balance = 0.0
-        self._effective = budget
         self.n = 0
         self.asked = 0
+        self._effective = self._effective_budget()
 
     def _set_limits(self, budget: float) -> None:
         self.budget = budget
@@ -97,6 +105,21 @@ class BudgetGuard:
         if self.n < self.window:  # the cold-start advance, shrinking to 0 over the first window
             debt += self._credit * (1.0 - self.n / self.window)
         return debt
+
+    @property
+    def advance(self) -> float:
+        """The labels a cold start may take ahead of the budget (paid back within the first window)."""
+        return self._credit
+
+    def end_eager_start(self) -> None:
+        """Stop seeking the advance: the model is not cold (restored, or rebuilt from a log); it stays allowed.
+
+        A replica restarted from a checkpoint rolls its guard back to it, and
+        one rebuilt from the training topic starts a guard afresh: seeking the
+        advance again at every restart would overspend a crash-looping service.
+        """
+        self.eager_start = False
+        self._effective = self._effective_budget()
 
     def grant(self, labels: float) -> None:
         """Credit ``labels`` extra labels to spend soon (after a drift detection).
@@ -136,13 +159,15 @@ class BudgetGuard:
         balance = self._balance + self.budget - a
         credit = self._credit
         self._balance = balance = credit if balance > credit else balance
+        self.n += 1
+        self.asked += a
+        if self.eager_start and self.n < self.window:  # the unspent cold-start advance: credit to spend now
+            balance += credit * (1.0 - self.n / self.window)
         if balance >= 0.0 and credit > 0.0:  # _effective_budget's common case, inline
             u = balance / self._react
             self._effective = self.budget ** (1.0 - u) if u < 1.0 else 1.0
         else:
             self._effective = self._effective_budget()
-        self.n += 1
-        self.asked += a
 
     @property
     def effective_budget(self) -> float:
@@ -151,6 +176,8 @@ class BudgetGuard:
 
     def _effective_budget(self) -> float:
         balance = self._balance
+        if self.eager_start and self.n < self.window:
+            balance += self._credit * (1.0 - self.n / self.window)
         if self._credit <= 0.0:
             return self.budget
         if balance >= 0.0:

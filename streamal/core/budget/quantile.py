@@ -60,8 +60,9 @@ class Quantile(BudgetManager):
         window: int = 1000,
         tolerance: float = 0.5,
         seed: int = 0,
+        eager_start: bool = True,
     ) -> None:
-        super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
+        super().__init__(budget, window=window, tolerance=tolerance, seed=seed, eager_start=eager_start)
         if history is not None and not (isinstance(history, numbers.Integral) and history >= 1):
             raise ParameterError("history", f"must be an integer ≥ 1 (or None), got {history!r}")
         self.history = history

@@ -36,10 +36,11 @@ class Split(BudgetManager):
         window: int = 1000,
         tolerance: float = 0.5,
         seed: int = 0,
+        eager_start: bool = True,
     ) -> None:
         if not 0.0 <= random_share <= 1.0:
             raise ParameterError("random_share", f"must be in [0, 1], got {random_share!r}")
-        super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
+        super().__init__(budget, window=window, tolerance=tolerance, seed=seed, eager_start=eager_start)
         self.random_share = random_share
         self.inner = inner
         if isinstance(inner, str):
@@ -47,7 +48,7 @@ class Split(BudgetManager):
                 factory = budget_managers.factory(inner)
             except ValueError as exc:
                 raise ParameterError("inner", str(exc)) from None
-            self._inner = factory(budget=budget, window=window, tolerance=tolerance, seed=seed + 1)
+            self._inner = factory(budget=budget, window=window, tolerance=tolerance, seed=seed + 1, eager_start=eager_start)
         else:
             self._inner = inner
         self._arm = self._rng.random()
@@ -60,6 +61,10 @@ class Split(BudgetManager):
     def set_budget(self, budget: float) -> None:
         super().set_budget(budget)
         self._inner.set_budget(budget)
+
+    def end_eager_start(self) -> None:
+        super().end_eager_start()
+        self._inner.end_eager_start()
 
     def wants(self, score: float) -> bool:
         if self._arm < self.random_share:

@@ -53,12 +53,13 @@ class VariableUncertainty(BudgetManager):
         window: int = 1000,
         tolerance: float = 0.5,
         seed: int = 0,
+        eager_start: bool = True,
     ) -> None:
         if not 0.0 < step < math.inf:
             raise ParameterError("step", f"must be a finite number > 0, got {step!r}")
         if not 0.0 <= randomize < math.inf:
             raise ParameterError("randomize", f"must be a finite number ≥ 0, got {randomize!r}")
-        super().__init__(budget, window=window, tolerance=tolerance, seed=seed)
+        super().__init__(budget, window=window, tolerance=tolerance, seed=seed, eager_start=eager_start)
         self.step = step
         self.randomize = randomize
         self._theta = 1.0

@@ -158,7 +158,7 @@ def test_quantile_history_follows_a_new_budget():
     fixed = budget_managers.create("quantile", budget=0.01, history=500)
     fixed.set_budget(0.1)
     assert fixed.history_size == 500  # a history given as a parameter stays as given
-    assert budget_managers.create("quantile", budget=1e-6).history_size == HISTORY_MAX  # 4 MB, not 20 / budget = 20 million scores
+    assert budget_managers.create("quantile", budget=1e-6).history_size == HISTORY_MAX  # not 20 / budget = 20 million scores
 
 
 def quantile_by_hand(scores: list[float], history: int, budgets: dict[int, float]) -> list[bool]:

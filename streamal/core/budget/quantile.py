@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import bisect
+import copy
 import math
 import numbers
 from collections import deque
 
-from sortedcontainers import SortedList
-
 from streamal.core.budget.base import BudgetManager, budget_managers
 from streamal.core.errors import ParameterError
 
-#: The default history's upper bound (a budget of 0.02 % and below): 100,000
-#: scores are 4 MB, and the rate still holds (the guard pays back what a rank
-#: rule this coarse misses).
-HISTORY_MAX = 100_000
+#: The default history's upper bound (budgets below 0.1 %, which
+#: ``STREAMAL_LABELS_PER_HOUR`` can give): the rank rule coarsens there, and
+#: the guard pays back what it misses.
+HISTORY_MAX = 20_000
 
 
 @budget_managers.register("quantile")
@@ -31,13 +31,14 @@ class Quantile(BudgetManager):
     the history adapts the threshold to drift within ``history`` instances,
     and the balancing term keeps the long-run rate at the budget when the
     scores trend up or down. The history defaults to ``max(100, 20 / budget)``
-    instances, at most ``HISTORY_MAX`` (100,000: 4 MB): the quantile rests on
-    20 scores above it, and it follows scores that fall as the model learns.
+    instances, at most ``HISTORY_MAX`` (20,000): the quantile rests on 20
+    scores above it (at budgets down to 0.1 %), and it follows scores that
+    fall as the model learns.
 
-    Cost: O(log W) per instance, the history held in a ``SortedList``
-    (a plain sorted ``list`` pays an O(W) memmove per insertion, which a
-    budget from ``STREAMAL_LABELS_PER_HOUR`` can make W = 10⁶ long;
-    ``benchmarks/budget_cost.py`` measures both).
+    Cost: an O(log W) search plus an O(W) memmove per instance in a sorted
+    ``list``, faster than a balanced structure at the usual W ≤ 2,000 and
+    about 7 µs at the cap (``python -m benchmarks.budget_cost``). A copy
+    (one per poll, ``decide_many``) copies the score lists flat.
 
     Related: the budgeted quantile rules of Kottke, Krempl and Spiliopoulou,
     *Probabilistic active learning in datastreams*, IDA 2015, and of
@@ -68,7 +69,7 @@ class Quantile(BudgetManager):
         self.history = history
         self._size = self._history_size(budget)
         self._recent: deque[float] = deque()
-        self._sorted = SortedList()
+        self._sorted: list[float] = []
 
     def _history_size(self, budget: float) -> int:
         return self.history or min(HISTORY_MAX, max(100, math.ceil(20.0 / budget)))
@@ -80,13 +81,24 @@ class Quantile(BudgetManager):
         while len(self._recent) > self._size:
             self._forget_oldest()
 
+    def __deepcopy__(self, memo: dict[int, object]) -> Quantile:
+        """A copy whose score lists are copied flat (floats are immutable): ``decide_many`` makes one per poll."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        rest = {k: v for k, v in vars(self).items() if k not in ("_recent", "_sorted")}
+        clone.__dict__.update(copy.deepcopy(rest, memo))
+        clone._recent = self._recent.copy()
+        clone._sorted = self._sorted.copy()
+        return clone
+
     @property
     def history_size(self) -> int:
         """How many recent scores the next decision is ranked among, at most."""
         return self._size
 
     def _forget_oldest(self) -> None:
-        self._sorted.remove(self._recent.popleft())
+        old = self._recent.popleft()
+        del self._sorted[bisect.bisect_left(self._sorted, old)]
 
     @property
     def threshold(self) -> float:
@@ -100,11 +112,11 @@ class Quantile(BudgetManager):
         s = score + self._jitter
         ranked = self._sorted
         n = len(ranked)
-        return n - ranked.bisect_right(s) <= self.guard.effective_budget * n
+        return n - bisect.bisect_right(ranked, s) <= self.guard.effective_budget * n
 
     def _learn(self, score: float, wanted: bool, asked: bool) -> None:
         s = score + self._jitter
         self._recent.append(s)
-        self._sorted.add(s)
+        bisect.insort(self._sorted, s)
         if len(self._recent) > self._size:
             self._forget_oldest()

@@ -52,7 +52,6 @@ class BudgetManager:
         self.window = window
         self.tolerance = tolerance
         self.seed = seed
-        self.eager_start = eager_start
         self.guard = BudgetGuard(budget, window, tolerance, eager_start=eager_start)
         self._rng = random.Random(seed)
         self._jitter = self._rng.random() * JITTER
@@ -90,9 +89,13 @@ class BudgetManager:
         self._jitter = self._rng.random() * JITTER
         return query
 
+    @property
+    def eager_start(self) -> bool:
+        """Whether the guard seeks its cold-start advance (see :class:`BudgetGuard`)."""
+        return self.guard.eager_start
+
     def end_eager_start(self) -> None:
         """The model is not cold: the guard's advance stays allowed, no longer sought (:meth:`BudgetGuard.end_eager_start`)."""
-        self.eager_start = False
         self.guard.end_eager_start()
 
     def set_budget(self, budget: float) -> None:

@@ -99,12 +99,13 @@ class BudgetGuard:
         self._balance = min(max(self._balance, -self._debt_limit()), self._credit)
         self._effective = self._effective_budget()
 
+    def _advance_left(self) -> float:
+        """The cold-start advance now: the credit limit, shrinking to 0 over the first window (inline in the hot paths)."""
+        return self._credit * (1.0 - self.n / self.window) if self.n < self.window else 0.0
+
     def _debt_limit(self) -> float:
         """The labels the balance may owe now (what :meth:`allows` checks, inline there)."""
-        debt = self._slack
-        if self.n < self.window:  # the cold-start advance, shrinking to 0 over the first window
-            debt += self._credit * (1.0 - self.n / self.window)
-        return debt
+        return self._slack + self._advance_left()
 
     @property
     def advance(self) -> float:
@@ -134,7 +135,7 @@ class BudgetGuard:
         """Whether one more query now keeps both rules."""
         in_window = self._in_window - self._ring[self._pos]  # the oldest falls out
         debt = self._slack
-        if self.n < self.window:  # the cold-start advance, shrinking to 0 over the first window
+        if self.n < self.window:  # _advance_left, inline
             debt += self._credit * (1.0 - self.n / self.window)
         return (
             in_window + 1 <= self._cap
@@ -161,7 +162,7 @@ class BudgetGuard:
         self._balance = balance = credit if balance > credit else balance
         self.n += 1
         self.asked += a
-        if self.eager_start and self.n < self.window:  # the unspent cold-start advance: credit to spend now
+        if self.eager_start and self.n < self.window:  # _advance_left, inline: credit to spend now
             balance += credit * (1.0 - self.n / self.window)
         if balance >= 0.0 and credit > 0.0:  # _effective_budget's common case, inline
             u = balance / self._react
@@ -175,9 +176,7 @@ class BudgetGuard:
         return self._effective
 
     def _effective_budget(self) -> float:
-        balance = self._balance
-        if self.eager_start and self.n < self.window:
-            balance += self._credit * (1.0 - self.n / self.window)
+        balance = self._balance + self._advance_left() if self.eager_start else self._balance
         if self._credit <= 0.0:
             return self.budget
         if balance >= 0.0:

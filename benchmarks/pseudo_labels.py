@@ -36,15 +36,18 @@ whole loop's time per instance.
     nice -n 10 python -m benchmarks.pseudo_labels --streams phishing --limit 2000 --configs base,p99k1
     nice -n 10 python -m benchmarks.pseudo_labels --cost hyperplane_inc --configs p95k5,p80k5  # time only
 
-Measured 2026-11-30 (seed 42; seed 43 gives the same figures): with the
-default model, CEAL's thresholds (p95, p99, decay; k = 1 or 5) almost never
-fire (≤ 1.5 pseudo per real label at 5 %, ~0.01 at 1 %) and move mean
-accuracy by −0.00 to +0.02 points (worst stream −0.07): a logistic
+Measured 2026-12-01 under the default of that day (quantile budget manager,
+eager start; seed 42; seed 43 gives the same figures): with the default
+model, CEAL's thresholds (p95, p99, decay; k = 1 or 5) seldom fire (≤ 1.2
+pseudo per real label at 5 %, ~0.01 at 1 %) and move mean accuracy by −0.16
+to +0.00 points on the anchors (p99, the shipped δ: +0.00 at both budgets,
+worst stream −0.07; p95 loses 1.0–1.3 on agrawal_gradual at 5 %) and by
+−0.01 to +0.04 on the generated streams (``--extra``): a logistic
 regression learns a pseudo-label of confidence p with (1 − p) of a real
-label's step. Looser rules (p80, top10) fire at the cap, are 17–34 % wrong
-and lose 0.9–4.6 points on average (up to −27 on drifting streams). With
+label's step. Looser rules (p80, top10) fire at the cap, are 15–38 % wrong
+and lose 0.0–5.7 points on average (up to −27 on drifting streams). With
 ``--model hoeffding_tree`` (sharp leaf probabilities) every rule loses
-(−0.9 to −11 points on average, up to −35). Off by default.
+(−1.9 to −11.9 points on average, up to −41). Off by default.
 
 [1] K. Wang, D. Zhang, Y. Li, R. Zhang, L. Lin. Cost-Effective Active
 Learning for Deep Image Classification. IEEE TCSVT 27(12), 2017.

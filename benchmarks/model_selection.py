@@ -17,7 +17,10 @@ members from ``lr`` (streamal's logistic regression), ``nb`` (Gaussian NB),
 :class:`SelectingLearner`, a prototype of the learner change the selector
 needs (standardised inputs for every member, the logistic regression
 member's warm-up refits, the vectorised path while it leads); ``raw:<model>``
-is a registered model alone, as ``ActiveLearner(model=...)`` builds it.
+is a registered model alone, as ``ActiveLearner(model=...)`` builds it;
+``plain:<members>[...]`` is the same selector as ``sel:`` given to
+``ActiveLearner(model=ModelSelector(...))`` as it is today (no
+standardisation, no warm-up refits, no vectorised path): what a user gets.
 
     python -m benchmarks.model_selection --jobs 2
     python -m benchmarks.model_selection --streams bananas,phishing --limit 3000 --variants default,sel:lr+nb+ht
@@ -159,6 +162,8 @@ def make(variant: str, budget: float, seed: int) -> ActiveLearner:
         return ActiveLearner(budget=budget, seed=seed)
     if variant.startswith("raw:"):
         return ActiveLearner(model=variant[4:], budget=budget, seed=seed)
+    if variant.startswith("plain:"):
+        return ActiveLearner(model=selector(variant), budget=budget, seed=seed)
     return SelectingLearner(selector(variant), budget=budget, seed=seed)
 
 

@@ -93,9 +93,9 @@ def default_members() -> dict[str, Any]:
     Both have a vectorised ``ask_many`` path (``batch.ovr_logistic_proba``,
     :func:`gaussian_nb_proba`). Adding a Hoeffding tree
     (``tree.HoeffdingTreeClassifier()``) changed the nine anchor streams' mean
-    gap by +0.67 / 0 / −0.02 points at 5 / 10 / 20 % (one stream, agrawal at
-    5 %), cost 2.3 times as much per label, and has no vectorised path for when it
-    leads (``benchmarks/model_selection.py``).
+    gap by 0 / +1.16 / 0 / −0.07 points at 1 / 5 / 10 / 20 % (one stream,
+    agrawal at 5 %), cost 2.4 times as much per label, and has no vectorised
+    path for when it leads (``benchmarks/model_selection.py``, 2026-12-01).
     """
     from streamal.core.models import build_model  # models.py may register this module's selector
 

@@ -509,8 +509,10 @@ def _print_report(sim) -> None:  # type: ignore[no-untyped-def]
             than = "random sampling with the same labels in every minute"
         else:
             than = "random sampling at the same budget" if sim.budget_kept else f"random sampling with {spent(random_)}"
+        versus = (f"{abs(gap):.2f} points {'below' if gap > 0 else 'above'} full supervision" if round(gap, 2)
+                  else "level with full supervision")
         out.print(f"Active learning: {100 * active.accuracy:.2f} % with {spent(active)} — {gain:+.2f} points over "
-                  f"{than}, {gap:.2f} points below full supervision with {ratio:.0f}× fewer labels.")
+                  f"{than}, {versus} with {ratio:.0f}× fewer labels.")
     _print_saving(out, sim)
 
 
